@@ -1,0 +1,35 @@
+# SCS Router: the two commands are `make run` and `make test`.
+.PHONY: run up down status logs test test-unit lint typecheck bench clean
+
+run:        ## Start everything, replay the sample, print a live summary; Ctrl-C stops all
+	@deploy/local/stack.sh run
+
+up:         ## Start Kafka, PostgreSQL and the four services in the background
+	@deploy/local/stack.sh up
+
+down:       ## Stop everything `make up` started
+	@deploy/local/stack.sh down
+
+status:
+	@deploy/local/stack.sh status
+
+logs:
+	@deploy/local/stack.sh logs
+
+test:       ## The whole suite: unit + integration on a real Kafka and PostgreSQL
+	@deploy/local/stack.sh test
+
+test-unit:  ## Pure-core tests only (no Kafka, no PostgreSQL)
+	@deploy/local/stack.sh bootstrap && .venv/bin/python -m pytest tests/unit -q
+
+lint:
+	@.venv/bin/ruff check . && .venv/bin/ruff format --check .
+
+typecheck:
+	@.venv/bin/mypy shared services
+
+bench:
+	@deploy/local/stack.sh bootstrap && .venv/bin/python bench/classifier_throughput.py
+
+clean: down
+	rm -rf .state

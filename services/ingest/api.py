@@ -1,0 +1,80 @@
+"""Ingest HTTP edge: the generic mention endpoint (platform webhooks join it here)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING, Annotated, Literal
+
+from fastapi import APIRouter, Depends, Request, Response, status
+from pydantic import BaseModel
+
+from services.ingest.core import ParseResult, generic
+from services.ingest.handlers import AcceptResult, InFlight
+from services.ingest.metrics import MENTIONS_REJECTED
+from shared.events import TraceContext
+from shared.http import trace_context
+from shared.problems import Problem
+
+if TYPE_CHECKING:
+    from services.ingest.main import IngestService
+
+router = APIRouter(prefix="/v1", tags=["ingest"])
+
+RETRY_AFTER_SECONDS = "5"
+
+
+def ingest_service(request: Request) -> IngestService:
+    return request.app.state.service  # type: ignore[no-any-return]
+
+
+class MentionAccepted(BaseModel):
+    id: uuid.UUID
+    status: Literal["accepted", "duplicate"]
+
+
+async def accept_or_503(
+    service: IngestService, parsed: ParseResult, trace: TraceContext, channel: str
+) -> AcceptResult:
+    """Publish through the acceptor; any failure to make it durable is a 503, never a 500."""
+    try:
+        return await service.acceptor.accept(parsed, trace)
+    except InFlight:
+        MENTIONS_REJECTED.labels(channel, "in_flight").inc()
+        raise Problem(
+            503,
+            "Service Unavailable",
+            "the same mention is being accepted by another request",
+            headers={"Retry-After": "1"},
+        ) from None
+    except Exception as exc:
+        MENTIONS_REJECTED.labels(channel, "unavailable").inc()
+        raise Problem(
+            503,
+            "Service Unavailable",
+            f"could not make the mention durable: {type(exc).__name__}",
+            headers={"Retry-After": RETRY_AFTER_SECONDS},
+        ) from exc
+
+
+@router.post(
+    "/mentions",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=MentionAccepted,
+    summary="Accept one mention in the generic JSON format",
+    responses={
+        200: {"description": "Already accepted earlier (duplicate)"},
+        422: {"description": "Invalid mention"},
+        503: {"description": "Retry later"},
+    },
+)
+async def post_mention(
+    mention: generic.GenericMentionIn,
+    response: Response,
+    service: Annotated[IngestService, Depends(ingest_service)],
+    trace: Annotated[TraceContext, Depends(trace_context)],
+) -> MentionAccepted:
+    result = await accept_or_503(service, generic.parse(mention), trace, mention.channel.value)
+    if result.accepted:
+        return MentionAccepted(id=result.accepted[0], status="accepted")
+    response.status_code = status.HTTP_200_OK
+    return MentionAccepted(id=result.duplicates[0], status="duplicate")

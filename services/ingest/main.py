@@ -1,0 +1,62 @@
+"""Ingest service: platform payloads in, `mention.received` events out."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+
+from fastapi import FastAPI
+
+from services.ingest import api
+from services.ingest.config import IngestSettings
+from services.ingest.handlers import MentionAcceptor
+from shared.http import BodySizeLimit
+from shared.service import Service, create_service_app, serve
+from shared.settings import load_settings
+
+log = logging.getLogger(__name__)
+PRUNE_EVERY_SECONDS = 600
+
+
+class IngestService(Service[IngestSettings]):
+    name = "ingest"
+
+    def __init__(self, settings: IngestSettings) -> None:
+        super().__init__(settings)
+        self.acceptor = MentionAcceptor(
+            self.database,
+            self.producer,
+            settings.tenant,
+            timedelta(days=settings.dedupe_window_days),
+        )
+
+    async def on_connected(self) -> None:
+        self.spawn(self._prune_forever(), "prune dedupe window")
+
+    async def _prune_forever(self) -> None:
+        while True:
+            try:
+                removed = await self.acceptor.prune()
+                if removed:
+                    log.info("pruned dedupe window", extra={"removed": removed})
+            except Exception:
+                log.warning("pruning the dedupe window failed", exc_info=True)
+            await asyncio.sleep(PRUNE_EVERY_SECONDS)
+
+
+def create_app(settings: IngestSettings | None = None) -> FastAPI:
+    settings = settings or load_settings(IngestSettings)
+    app = create_service_app(
+        IngestService(settings),
+        [api.router],
+        title="SCS Router — ingest",
+        description="Turns platform webhooks and exports into normalized mentions on Kafka.",
+    )
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    return app
+
+
+def run() -> None:
+    settings = load_settings(IngestSettings)
+    serve(lambda: create_app(settings), settings, "ingest")

@@ -1,0 +1,100 @@
+"""The dedupe window: which mention ids were already published, kept in PostgreSQL so every
+ingest replica and every restart agrees."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+
+from sqlalchemy import Column, DateTime, String, Table, Uuid, and_, delete, or_, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from shared.db import metadata
+
+# A claim older than this is presumed abandoned (the process died before the broker acked).
+CLAIM_TIMEOUT = timedelta(seconds=30)
+
+seen_mentions = Table(
+    "ingest_seen_mentions",
+    metadata,
+    Column("mention_id", Uuid, primary_key=True),
+    Column("channel", String(32), nullable=False),
+    Column("platform_id", String(512), nullable=False),
+    Column("state", String(16), nullable=False),  # pending | published
+    Column("claimed_at", DateTime(timezone=True), nullable=False),
+    Column("published_at", DateTime(timezone=True), index=True),
+)
+
+
+async def claim(
+    conn: AsyncConnection, items: list[tuple[uuid.UUID, str, str]], now: datetime
+) -> set[uuid.UUID]:
+    """Claim (mention_id, channel, platform_id) rows for publishing; returns the ids we own.
+
+    A row already published, or claimed by a request still in flight, is not returned.
+    """
+    if not items:
+        return set()
+    statement = insert(seen_mentions).values(
+        [
+            {
+                "mention_id": mention_id,
+                "channel": channel,
+                "platform_id": platform_id,
+                "state": "pending",
+                "claimed_at": now,
+            }
+            for mention_id, channel, platform_id in items
+        ]
+    )
+    statement = statement.on_conflict_do_update(
+        index_elements=[seen_mentions.c.mention_id],
+        set_={"claimed_at": now},
+        where=and_(
+            seen_mentions.c.state == "pending",
+            seen_mentions.c.claimed_at < now - CLAIM_TIMEOUT,
+        ),
+    ).returning(seen_mentions.c.mention_id)
+    result = await conn.execute(statement)
+    return {row[0] for row in result}
+
+
+async def states(conn: AsyncConnection, mention_ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
+    result = await conn.execute(
+        seen_mentions.select()
+        .with_only_columns(seen_mentions.c.mention_id, seen_mentions.c.state)
+        .where(seen_mentions.c.mention_id.in_(mention_ids))
+    )
+    return {row.mention_id: row.state for row in result}
+
+
+async def mark_published(
+    conn: AsyncConnection, mention_ids: list[uuid.UUID], now: datetime
+) -> None:
+    await conn.execute(
+        update(seen_mentions)
+        .where(seen_mentions.c.mention_id.in_(mention_ids))
+        .values(state="published", published_at=now)
+    )
+
+
+async def release(conn: AsyncConnection, mention_ids: list[uuid.UUID]) -> None:
+    """Give up claims whose publish failed, so the sender's retry is not taken for a duplicate."""
+    await conn.execute(
+        delete(seen_mentions).where(
+            and_(seen_mentions.c.mention_id.in_(mention_ids), seen_mentions.c.state == "pending")
+        )
+    )
+
+
+async def prune(conn: AsyncConnection, older_than: datetime) -> int:
+    result = await conn.execute(
+        delete(seen_mentions).where(
+            or_(
+                seen_mentions.c.published_at < older_than,
+                and_(seen_mentions.c.state == "pending", seen_mentions.c.claimed_at < older_than),
+            )
+        )
+    )
+    return int(result.rowcount or 0)

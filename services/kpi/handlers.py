@@ -1,0 +1,56 @@
+"""Apply case events to the KPI facts, once each, and recompute the live report."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from services.kpi import repository
+from services.kpi.core import SlaReport, sla_report
+from services.kpi.metrics import FIRST_RESPONSE_SECONDS
+from shared.db import Database
+from shared.events import CaseEvent, Envelope, EventType, utcnow
+
+log = logging.getLogger(__name__)
+
+
+class KpiProjector:
+    def __init__(self, db: Database, tenant: str, window: timedelta) -> None:
+        self._db = db
+        self._tenant = tenant
+        self._window = window
+        self.report: SlaReport | None = None
+
+    async def handle(self, envelopes: list[Envelope[CaseEvent]]) -> None:
+        async with self._db.begin() as conn:
+            fresh = await repository.claim_events(conn, [e.id for e in envelopes])
+            # Latest state per case in this batch; merge_facts makes the order irrelevant.
+            rows: dict[Any, dict[str, Any]] = {}
+            for envelope in envelopes:
+                if envelope.id not in fresh:
+                    continue
+                case = envelope.data.case
+                rows[case.case_id] = {
+                    "case_id": case.case_id,
+                    "tenant": envelope.tenant,
+                    "channel": case.channel.value,
+                    "priority": case.priority.value,
+                    "team": case.team,
+                    "opened_at": case.opened_at,
+                    "first_response_due_at": case.first_response_due_at,
+                    "first_response_at": case.first_response_at,
+                    "mention_count": case.mention_count,
+                }
+                if envelope.type is EventType.CASE_RESPONDED and case.first_response_at:
+                    FIRST_RESPONSE_SECONDS.labels(case.channel.value, case.priority.value).observe(
+                        (case.first_response_at - case.opened_at).total_seconds()
+                    )
+            await repository.merge_facts(conn, list(rows.values()))
+
+    async def refresh(self) -> SlaReport:
+        now = utcnow()
+        async with self._db.begin() as conn:
+            facts = await repository.facts_since(conn, self._tenant, now - self._window)
+        self.report = sla_report(facts, now)
+        return self.report

@@ -1,0 +1,174 @@
+"""Kafka side of the router: thread classified mentions into cases, durably, exactly once.
+
+One transaction per partition batch writes the cases, the mentions, the case events (outbox) and
+the webhook deliveries; only after it commits is the Kafka offset committed. A redelivered
+mention is recognised by its id and skipped. The outbox relay then publishes case events to
+Kafka, so a crash between the database commit and the publish loses nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from typing import Any
+
+import orjson
+
+from services.router import repository
+from services.router.core import RoutingPolicy, route
+from services.router.metrics import CASE_EVENTS, MENTIONS_DUPLICATE, MENTIONS_ROUTED
+from shared.db import Database
+from shared.events import (
+    CaseEvent,
+    Envelope,
+    MentionClassified,
+    new_envelope,
+    stable_id,
+    utcnow,
+)
+from shared.kafka import EventProducer
+from shared.topics import CASES
+
+log = logging.getLogger(__name__)
+OUTBOX_BATCH = 500
+
+
+def webhook_body(event: Envelope[CaseEvent]) -> bytes:
+    """Standard Webhooks payload: `type`, `timestamp`, `data` (case, mention, classification)."""
+    return orjson.dumps(
+        {
+            "type": event.type.value,
+            "timestamp": event.occurred_at.isoformat(),
+            "data": event.data.model_dump(mode="json", exclude={"mention": {"raw"}})
+            | {"event_id": str(event.id), "trace_id": event.trace.trace_id},
+        }
+    )
+
+
+class CaseRouter:
+    def __init__(
+        self,
+        db: Database,
+        producer: EventProducer,
+        tenant: str,
+        policy: RoutingPolicy,
+        deliveries_due: asyncio.Event,
+    ) -> None:
+        self._db = db
+        self._producer = producer
+        self._tenant = tenant
+        self._policy = policy
+        self._deliveries_due = deliveries_due
+        self._outbox_lock = asyncio.Lock()
+
+    async def handle(self, envelopes: list[Envelope[MentionClassified]]) -> None:
+        async with self._db.begin() as conn:
+            known = await repository.known_mentions(
+                conn, [e.data.mention.mention_id for e in envelopes]
+            )
+            fresh: dict[uuid.UUID, Envelope[MentionClassified]] = {}
+            for envelope in envelopes:
+                mention_id = envelope.data.mention.mention_id
+                if mention_id in known or mention_id in fresh:
+                    MENTIONS_DUPLICATE.inc()
+                else:
+                    fresh[mention_id] = envelope
+            if not fresh:
+                return
+            current = await repository.cases_for_update(
+                conn,
+                self._tenant,
+                sorted({e.data.mention.conversation_key for e in fresh.values()}),
+            )
+            endpoints = await repository.endpoints_for(conn, self._tenant)
+            changed: dict[uuid.UUID, Any] = {}
+            mention_rows: list[dict[str, Any]] = []
+            outbox_rows: list[dict[str, Any]] = []
+            delivery_rows: list[dict[str, Any]] = []
+            for envelope in fresh.values():
+                item = envelope.data
+                key = item.mention.conversation_key
+                decision = route(item, current.get(key), tenant=self._tenant, policy=self._policy)
+                if decision.case is not None:
+                    current[key] = decision.case
+                    changed[decision.case.case_id] = decision.case
+                mention_rows.append(
+                    {
+                        "mention_id": item.mention.mention_id,
+                        "case_id": decision.case.case_id if decision.case else None,
+                        "event_id": envelope.id,
+                        "kind": item.mention.kind.value,
+                        "created_at": item.mention.created_at,
+                        "mention": item.mention.model_dump(mode="json"),
+                        "classification": (
+                            item.classification.model_dump(mode="json")
+                            if item.classification
+                            else None
+                        ),
+                    }
+                )
+                MENTIONS_ROUTED.labels(item.mention.kind.value).inc()
+                if decision.event_type is None or decision.case is None:
+                    continue
+                event = new_envelope(
+                    decision.event_type,
+                    CaseEvent(
+                        case=decision.case, mention=item.mention, classification=item.classification
+                    ),
+                    tenant=self._tenant,
+                    subject=key,
+                    trace=envelope.trace.child(),
+                    event_id=stable_id(decision.event_type.value, str(item.mention.mention_id)),
+                )
+                outbox_rows.append(
+                    {
+                        "event_id": event.id,
+                        "topic": CASES.name,
+                        "key": key.encode(),
+                        "value": event.to_bytes(),
+                    }
+                )
+                body = webhook_body(event)
+                for endpoint in endpoints:
+                    if event.type.value in endpoint["event_types"]:
+                        delivery_rows.append(
+                            {
+                                "delivery_id": stable_id(
+                                    "delivery", str(endpoint["endpoint_id"]), str(event.id)
+                                ),
+                                "endpoint_id": endpoint["endpoint_id"],
+                                "event_id": event.id,
+                                "event_type": event.type.value,
+                                "body": body,
+                                "status": "pending",
+                                "next_attempt_at": utcnow(),
+                            }
+                        )
+                CASE_EVENTS.labels(
+                    event.type.value, decision.case.priority.value, decision.case.team
+                ).inc()
+            await repository.upsert_cases(conn, list(changed.values()))
+            await repository.add_mentions(conn, mention_rows)
+            await repository.add_outbox(conn, outbox_rows)
+            await repository.enqueue_deliveries(conn, delivery_rows)
+        if delivery_rows:
+            self._deliveries_due.set()
+        await self.relay_outbox()
+
+    async def relay_outbox(self) -> int:
+        """Publish case events not yet on Kafka, oldest first; safe to call from anywhere."""
+        published = 0
+        async with self._outbox_lock:
+            while True:
+                async with self._db.begin() as conn:
+                    rows = await repository.unpublished_outbox(conn, OUTBOX_BATCH)
+                    if not rows:
+                        return published
+                    await self._producer.publish_encoded(
+                        [(row["topic"], row["key"], row["value"]) for row in rows]
+                    )
+                    await repository.mark_outbox_published(
+                        conn, [row["event_id"] for row in rows], utcnow()
+                    )
+                published += len(rows)

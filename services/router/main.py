@@ -1,0 +1,70 @@
+"""Router service: classified mentions in, cases in PostgreSQL, case events and webhooks out."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import FastAPI
+
+from services.router import api
+from services.router.config import RouterSettings
+from services.router.handlers import CaseRouter
+from services.router.webhooks import WebhookDispatcher
+from shared.kafka import EventConsumer
+from shared.service import Service, create_service_app, serve
+from shared.settings import load_settings
+from shared.topics import CLASSIFICATIONS
+
+
+class RouterService(Service[RouterSettings]):
+    name = "router"
+
+    def __init__(self, settings: RouterSettings) -> None:
+        super().__init__(settings)
+        self.deliveries_due = asyncio.Event()
+        self.case_router = CaseRouter(
+            self.database,
+            self.producer,
+            settings.tenant,
+            settings.routing_policy(),
+            self.deliveries_due,
+        )
+        self.dispatcher = WebhookDispatcher(
+            self.database,
+            timeout_seconds=settings.webhook_timeout_seconds,
+            concurrency=settings.webhook_concurrency,
+            max_attempts=settings.webhook_max_attempts,
+            due=self.deliveries_due,
+        )
+
+    async def on_connected(self) -> None:
+        await self.case_router.relay_outbox()  # events a previous run committed but did not send
+        self.consumers.append(
+            EventConsumer(
+                topic=CLASSIFICATIONS,
+                group_id="scs-router",
+                bootstrap_servers=self.settings.kafka_bootstrap_servers,
+                handler=self.case_router.handle,
+                producer=self.producer,
+                max_batch_records=self.settings.consumer_batch_max_records,
+            )
+        )
+        self.spawn(self.dispatcher.run(), "webhook dispatcher")
+
+    async def on_stopping(self) -> None:
+        await self.dispatcher.close()
+
+
+def create_app(settings: RouterSettings | None = None) -> FastAPI:
+    settings = settings or load_settings(RouterSettings)
+    return create_service_app(
+        RouterService(settings),
+        [api.router],
+        title="SCS Router — router",
+        description="Threads classified mentions into cases and delivers signed webhooks.",
+    )
+
+
+def run() -> None:
+    settings = load_settings(RouterSettings)
+    serve(lambda: create_app(settings), settings, "router")

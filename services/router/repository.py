@@ -1,0 +1,256 @@
+"""Router tables: cases, the mentions threaded into them, webhook endpoints and deliveries, and
+the outbox of case events still to be published to Kafka."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    Uuid,
+    and_,
+    func,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from shared.db import metadata
+from shared.events import Case
+
+cases = Table(
+    "router_cases",
+    metadata,
+    Column("case_id", Uuid, primary_key=True),
+    Column("tenant", String(64), nullable=False),
+    Column("conversation_key", String(600), nullable=False),
+    Column("channel", String(32), nullable=False),
+    Column("priority", String(2), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("team", String(64), nullable=False),
+    Column("language", String(16), nullable=False),
+    Column("author_handle", String(256), nullable=False),
+    Column("opened_at", DateTime(timezone=True), nullable=False),
+    Column("first_response_due_at", DateTime(timezone=True), nullable=False),
+    Column("first_response_at", DateTime(timezone=True)),
+    Column("mention_count", Integer, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    UniqueConstraint("tenant", "conversation_key"),
+)
+
+case_mentions = Table(
+    "router_case_mentions",
+    metadata,
+    Column("mention_id", Uuid, primary_key=True),
+    Column("case_id", Uuid, ForeignKey("router_cases.case_id"), nullable=True, index=True),
+    Column("event_id", Uuid, nullable=False, unique=True),
+    Column("kind", String(16), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("mention", JSONB, nullable=False),
+    Column("classification", JSONB),
+)
+
+webhook_endpoints = Table(
+    "webhook_endpoints",
+    metadata,
+    Column("endpoint_id", Uuid, primary_key=True),
+    Column("tenant", String(64), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("event_types", ARRAY(String(64)), nullable=False),
+    Column("secret", String(128), nullable=False),
+    Column("enabled", Boolean, nullable=False, server_default="true"),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    # Also the `webhook-id` header: the receiver's idempotency key across retries.
+    Column("delivery_id", Uuid, primary_key=True),
+    Column("endpoint_id", Uuid, ForeignKey("webhook_endpoints.endpoint_id"), nullable=False),
+    Column("event_id", Uuid, nullable=False),
+    Column("event_type", String(64), nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    Column("status", String(16), nullable=False),  # pending | delivered | failed
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False),
+    Column("last_status_code", Integer),
+    Column("last_error", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("delivered_at", DateTime(timezone=True)),
+    UniqueConstraint("endpoint_id", "event_id"),
+    Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+)
+
+outbox = Table(
+    "router_outbox",
+    metadata,
+    Column("event_id", Uuid, primary_key=True),
+    # Publication order: case events of one conversation reach Kafka in the order they happened.
+    Column("seq", BigInteger, Identity(), nullable=False, unique=True),
+    Column("topic", String(255), nullable=False),
+    Column("key", LargeBinary, nullable=False),
+    Column("value", LargeBinary, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("published_at", DateTime(timezone=True)),
+    Index("ix_router_outbox_unpublished", "seq", postgresql_where="published_at IS NULL"),
+)
+
+CASE_COLUMNS = [c for c in cases.c if c.name != "updated_at"]
+
+
+async def known_mentions(conn: AsyncConnection, mention_ids: list[uuid.UUID]) -> set[uuid.UUID]:
+    result = await conn.execute(
+        select(case_mentions.c.mention_id).where(case_mentions.c.mention_id.in_(mention_ids))
+    )
+    return {row[0] for row in result}
+
+
+async def cases_for_update(
+    conn: AsyncConnection, tenant: str, conversation_keys: list[str]
+) -> dict[str, Case]:
+    """Lock the conversations' cases for this transaction (another router replica waits)."""
+    result = await conn.execute(
+        select(*CASE_COLUMNS)
+        .where(and_(cases.c.tenant == tenant, cases.c.conversation_key.in_(conversation_keys)))
+        .with_for_update()
+    )
+    return {row.conversation_key: Case.model_validate(row._mapping) for row in result}
+
+
+async def upsert_cases(conn: AsyncConnection, changed: list[Case]) -> None:
+    if not changed:
+        return
+    rows = [case.model_dump(mode="python") for case in changed]
+    statement = insert(cases).values(rows)
+    statement = statement.on_conflict_do_update(
+        index_elements=[cases.c.case_id],
+        set_={
+            **{c.name: statement.excluded[c.name] for c in CASE_COLUMNS if c.name != "case_id"},
+            "updated_at": func.now(),
+        },
+    )
+    await conn.execute(statement)
+
+
+async def add_mentions(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        await conn.execute(insert(case_mentions).values(rows).on_conflict_do_nothing())
+
+
+async def endpoints_for(conn: AsyncConnection, tenant: str) -> list[dict[str, Any]]:
+    result = await conn.execute(
+        select(webhook_endpoints).where(
+            and_(webhook_endpoints.c.tenant == tenant, webhook_endpoints.c.enabled.is_(True))
+        )
+    )
+    return [dict(row._mapping) for row in result]
+
+
+async def add_endpoint(conn: AsyncConnection, row: dict[str, Any]) -> None:
+    await conn.execute(insert(webhook_endpoints).values(row))
+
+
+async def enqueue_deliveries(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        await conn.execute(insert(webhook_deliveries).values(rows).on_conflict_do_nothing())
+
+
+async def lease_due_deliveries(
+    conn: AsyncConnection, now: datetime, lease_until: datetime, limit: int
+) -> list[dict[str, Any]]:
+    """Take due deliveries by pushing their next attempt to `lease_until`.
+
+    SKIP LOCKED lets several router replicas share the queue; the lease means a delivery whose
+    worker died is simply due again later, never lost.
+    """
+    due = (
+        select(webhook_deliveries.c.delivery_id)
+        .where(
+            and_(
+                webhook_deliveries.c.status == "pending",
+                webhook_deliveries.c.next_attempt_at <= now,
+            )
+        )
+        .order_by(webhook_deliveries.c.next_attempt_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    leased = (
+        update(webhook_deliveries)
+        .where(webhook_deliveries.c.delivery_id.in_(due.scalar_subquery()))
+        .values(next_attempt_at=lease_until)
+        .returning(webhook_deliveries)
+        .cte("leased")
+    )
+    result = await conn.execute(
+        select(leased, webhook_endpoints.c.url, webhook_endpoints.c.secret).join(
+            webhook_endpoints, webhook_endpoints.c.endpoint_id == leased.c.endpoint_id
+        )
+    )
+    return [dict(row._mapping) for row in result]
+
+
+async def record_attempt(
+    conn: AsyncConnection, delivery_id: uuid.UUID, values: dict[str, Any]
+) -> None:
+    await conn.execute(
+        update(webhook_deliveries)
+        .where(webhook_deliveries.c.delivery_id == delivery_id)
+        .values(attempts=webhook_deliveries.c.attempts + 1, **values)
+    )
+
+
+async def delivery_counts(conn: AsyncConnection) -> dict[str, int]:
+    result = await conn.execute(
+        select(webhook_deliveries.c.status, func.count()).group_by(webhook_deliveries.c.status)
+    )
+    return {row[0]: int(row[1]) for row in result}
+
+
+async def case_counts(conn: AsyncConnection, tenant: str) -> dict[str, int]:
+    result = await conn.execute(
+        select(cases.c.priority, func.count())
+        .where(cases.c.tenant == tenant)
+        .group_by(cases.c.priority)
+    )
+    return {row[0]: int(row[1]) for row in result}
+
+
+async def add_outbox(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        await conn.execute(insert(outbox).values(rows).on_conflict_do_nothing())
+
+
+async def unpublished_outbox(conn: AsyncConnection, limit: int) -> list[dict[str, Any]]:
+    result = await conn.execute(
+        select(outbox.c.event_id, outbox.c.topic, outbox.c.key, outbox.c.value)
+        .where(outbox.c.published_at.is_(None))
+        .order_by(outbox.c.seq)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return [dict(row._mapping) for row in result]
+
+
+async def mark_outbox_published(
+    conn: AsyncConnection, event_ids: list[uuid.UUID], now: datetime
+) -> None:
+    await conn.execute(
+        update(outbox).where(outbox.c.event_id.in_(event_ids)).values(published_at=now)
+    )

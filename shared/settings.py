@@ -1,0 +1,78 @@
+"""Settings shared by every service; each service subclasses once with its own prefix.
+
+Common values use the `SCS_` prefix (`SCS_KAFKA_BOOTSTRAP_SERVERS`), a service's own values its
+service prefix (`SCS_INGEST_PORT`). A bad value stops the process at start-up with a message that
+names the variable, never at the first request.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Literal, TypeVar
+
+from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _common(name: str) -> AliasChoices:
+    return AliasChoices(f"SCS_{name}", f"scs_{name.lower()}")
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, frozen=True)
+
+    tenant: str = Field(
+        default="default", min_length=1, max_length=64, validation_alias=_common("TENANT")
+    )
+    kafka_bootstrap_servers: str = Field(
+        default="127.0.0.1:9092", validation_alias=_common("KAFKA_BOOTSTRAP_SERVERS")
+    )
+    database_url: str = Field(
+        default="postgresql+asyncpg://scs:scs@127.0.0.1:5432/scs",
+        validation_alias=_common("DATABASE_URL"),
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", validation_alias=_common("LOG_LEVEL")
+    )
+    host: str = Field(default="127.0.0.1", validation_alias=_common("HOST"))
+    # Kubernetes and compose both give 30 s before SIGKILL; finish in-flight work well before.
+    shutdown_grace_seconds: float = Field(
+        default=20.0, gt=0, le=300, validation_alias=_common("SHUTDOWN_GRACE_SECONDS")
+    )
+    # Records handled per consumer batch: bounds memory and the work redone after a crash.
+    consumer_batch_max_records: int = Field(
+        default=500, ge=1, le=10_000, validation_alias=_common("CONSUMER_BATCH_MAX_RECORDS")
+    )
+    port: int = Field(ge=1, le=65535)
+
+    @field_validator("kafka_bootstrap_servers")
+    @classmethod
+    def _host_ports(cls, value: str) -> str:
+        for server in value.split(","):
+            host, _, port = server.strip().rpartition(":")
+            if not host or not port.isdigit():
+                raise ValueError(f"expected host:port[,host:port...], got {value!r}")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _asyncpg_url(cls, value: str) -> str:
+        if not value.startswith("postgresql+asyncpg://"):
+            raise ValueError("must start with postgresql+asyncpg://")
+        return value
+
+
+SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
+
+
+def load_settings(settings_class: type[SettingsT]) -> SettingsT:
+    """Read the environment or exit with status 2 and one line per bad variable."""
+    try:
+        return settings_class()
+    except ValidationError as exc:
+        prefix = settings_class.model_config.get("env_prefix", "")
+        for error in exc.errors():
+            name = ".".join(str(part) for part in error["loc"])
+            variable = name if name.upper().startswith("SCS_") else f"{prefix}{name}".upper()
+            print(f"configuration error: {variable}: {error['msg']}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -1,0 +1,222 @@
+"""The real thing: Kafka and PostgreSQL started by deploy/local/test.sh, and the four services
+run as separate processes (`scs serve ...`), exactly as in production but on test ports."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI, Request, Response
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+from shared.kafka import ensure_topics
+from shared.migrate import upgrade
+
+REPO = Path(__file__).resolve().parents[2]
+SCS = REPO / ".venv" / "bin" / "scs"
+ADMIN_KEY = "test-admin-key-0123456789"
+PORTS = {"ingest": 18001, "classifier": 18002, "router": 18003, "kpi": 18004}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        item.add_marker(pytest.mark.integration)
+
+
+def _required(name: str) -> str:
+    value = os.environ.get(name)
+    if not value:
+        pytest.fail(
+            f"{name} is not set: run the suite with `make test`, which starts Kafka "
+            "and PostgreSQL for it"
+        )
+    return value
+
+
+@dataclass
+class Infra:
+    bootstrap: str
+    database_url: str
+
+
+@pytest.fixture(scope="session")
+def infra() -> Infra:
+    return Infra(
+        bootstrap=_required("SCS_TEST_KAFKA_BOOTSTRAP_SERVERS"),
+        database_url=_required("SCS_TEST_DATABASE_URL"),
+    )
+
+
+@pytest.fixture(scope="session")
+async def prepared(infra: Infra) -> Infra:
+    """A fresh schema and every topic; test.sh starts each run with an empty broker."""
+    engine = create_async_engine(infra.database_url)
+    async with engine.begin() as conn:
+        await conn.execute(text("DROP SCHEMA public CASCADE"))
+        await conn.execute(text("CREATE SCHEMA public"))
+    await engine.dispose()
+    await asyncio.to_thread(upgrade, infra.database_url)
+    await ensure_topics(infra.bootstrap)
+    return infra
+
+
+class ServiceProcess:
+    def __init__(self, name: str, env: dict[str, str], log_dir: Path) -> None:
+        self.name = name
+        self.port = PORTS[name]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._env = env
+        self._log_path = log_dir / f"{name}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        log = self._log_path.open("ab")
+        self.process = subprocess.Popen(
+            [str(SCS), "serve", self.name],
+            env={**self._env, f"SCS_{self.name.upper()}_PORT": str(self.port)},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def kill(self) -> None:
+        """SIGKILL: no graceful shutdown, no final commit — the crash case."""
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait(timeout=10)
+
+    def terminate(self) -> int:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=40)
+
+    async def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        async with httpx.AsyncClient() as client:
+            while time.monotonic() < deadline:
+                assert self.process is not None and self.process.poll() is None, (
+                    f"{self.name} exited; log: {self._log_path.read_text()[-3000:]}"
+                )
+                try:
+                    if (await client.get(f"{self.url}/readyz")).status_code == 200:
+                        return
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.3)
+        raise AssertionError(f"{self.name} not ready; log: {self._log_path.read_text()[-3000:]}")
+
+
+@dataclass
+class Stack:
+    infra: Infra
+    services: dict[str, ServiceProcess]
+
+    def url(self, name: str) -> str:
+        return self.services[name].url
+
+
+@pytest.fixture(scope="session")
+async def stack(prepared: Infra, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
+    log_dir = Path(os.environ.get("SCS_TEST_LOG_DIR", tmp_path_factory.mktemp("logs")))
+    env = {
+        **os.environ,
+        "SCS_KAFKA_BOOTSTRAP_SERVERS": prepared.bootstrap,
+        "SCS_DATABASE_URL": prepared.database_url,
+        "SCS_ADMIN_API_KEY": ADMIN_KEY,
+        "SCS_ROUTER_WEBHOOK_ALLOW_INSECURE_URLS": "true",
+        "SCS_KPI_REFRESH_SECONDS": "1",
+        "SCS_SHUTDOWN_GRACE_SECONDS": "10",
+    }
+    services = {name: ServiceProcess(name, env, log_dir) for name in PORTS}
+    for service in services.values():
+        service.start()
+    try:
+        await asyncio.gather(*(s.wait_ready() for s in services.values()))
+        yield Stack(prepared, services)
+    finally:
+        for service in services.values():
+            if service.process and service.process.poll() is None:
+                service.terminate()
+
+
+@dataclass
+class Receiver:
+    """A stand-in agent desktop: verifies Standard Webhooks signatures and keeps every event."""
+
+    url: str
+    secret: str | None = None
+    events: list[dict[str, Any]] = field(default_factory=list)
+    rejected: int = 0
+
+    def matching(self, predicate: Callable[[dict[str, Any]], bool]) -> list[dict[str, Any]]:
+        return [event for event in self.events if predicate(event)]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+async def receiver(stack: Stack) -> AsyncIterator[Receiver]:
+    port = _free_port()
+    state = Receiver(url=f"http://127.0.0.1:{port}/hooks")
+    app = FastAPI()
+
+    @app.post("/hooks")
+    async def hooks(request: Request) -> Response:
+        body = await request.body()
+        try:
+            assert state.secret is not None
+            event = Webhook(state.secret).verify(body, dict(request.headers))
+        except (AssertionError, WebhookVerificationError):
+            state.rejected += 1
+            return Response(status_code=401)
+        state.events.append({"headers": dict(request.headers), **event})
+        return Response(status_code=204)
+
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.05)
+    async with httpx.AsyncClient() as client:
+        response = await client.post(
+            f"{stack.url('router')}/v1/webhook-endpoints",
+            headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+            json={"url": state.url, "events": ["case.created", "case.updated", "case.responded"]},
+        )
+    assert response.status_code == 201, response.text
+    state.secret = response.json()["secret"]
+    yield state
+    server.should_exit = True
+    await task
+
+
+async def eventually(
+    check: Callable[[], Awaitable[bool]] | Callable[[], bool],
+    timeout: float = 60,
+    interval: float = 0.25,
+) -> None:
+    """Poll until `check` is true; fail with the time waited."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        outcome = check()
+        if asyncio.iscoroutine(outcome):
+            outcome = await outcome
+        if outcome:
+            return
+        await asyncio.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout} s")

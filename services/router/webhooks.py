@@ -9,8 +9,8 @@ deduplicate.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import base64
+import contextlib
 import logging
 import secrets
 import time

@@ -265,7 +265,8 @@ def new_envelope(
     expected = PAYLOAD_TYPES[event_type]
     if not isinstance(data, expected):
         raise TypeError(f"{event_type} carries {expected.__name__}, not {type(data).__name__}")
-    return Envelope[type(data)](  # type: ignore[misc]
+    envelope_type: type[Envelope[PayloadT]] = Envelope[type(data)]  # type: ignore[misc,assignment]
+    return envelope_type(
         id=event_id or uuid.uuid4(),
         type=event_type,
         occurred_at=occurred_at or utcnow(),
@@ -287,7 +288,7 @@ def decode_event(raw: bytes | None) -> Envelope[Any]:
     if not isinstance(document, dict):
         raise InvalidEvent("not a JSON object")
     try:
-        event_type = EventType(document.get("type"))
+        event_type = EventType(str(document.get("type")))
     except ValueError as exc:
         raise InvalidEvent(f"unknown event type {document.get('type')!r}") from exc
     if document.get("version") != SCHEMA_VERSION:

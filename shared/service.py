@@ -176,7 +176,7 @@ def serve(
     """Run under uvicorn; SIGTERM/SIGINT trigger the lifespan shutdown above."""
     configure_logging(service_name, settings.log_level)
     config = uvicorn.Config(
-        app_factory,  # type: ignore[arg-type]
+        app_factory,
         factory=True,
         host=settings.host,
         port=settings.port,

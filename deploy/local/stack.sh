@@ -16,8 +16,10 @@ bootstrap() {
   fi
   if [[ ! -f $stamp || $(cat "$stamp") != "$wanted" ]]; then
     log "installing the project and its dependencies"
-    "$VENV_DIR/bin/pip" install -q --upgrade pip
-    "$VENV_DIR/bin/pip" install -q -e "$REPO_DIR[dev,ml]"
+    if ! { "$VENV_DIR/bin/pip" install --upgrade pip \
+           && "$VENV_DIR/bin/pip" install -e "$REPO_DIR[dev,ml]"; } >"$STATE_DIR/logs/pip.log" 2>&1; then
+      tail -n 40 "$STATE_DIR/logs/pip.log" >&2; log "pip install failed"; exit 1
+    fi
     echo "$wanted" > "$stamp"
   fi
   "$REPO_DIR/deploy/local/kafka.sh" install

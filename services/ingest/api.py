@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hmac
 import uuid
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi import APIRouter, Depends, Header, Request, Response, status
 from pydantic import BaseModel
 
+from services.ingest.config import IngestSettings
 from services.ingest.core import ParseResult, generic
 from services.ingest.handlers import AcceptResult, InFlight, MentionAcceptor
 from services.ingest.metrics import MENTIONS_REJECTED
@@ -25,8 +27,32 @@ def mention_acceptor(request: Request) -> MentionAcceptor:
     return acceptor
 
 
+def ingest_settings(request: Request) -> IngestSettings:
+    settings: IngestSettings = request.app.state.service.settings
+    return settings
+
+
 Acceptor = Annotated[MentionAcceptor, Depends(mention_acceptor)]
+Settings = Annotated[IngestSettings, Depends(ingest_settings)]
 Trace = Annotated[TraceContext, Depends(trace_context)]
+
+
+def require_api_token(
+    settings: Settings, authorization: Annotated[str | None, Header()] = None
+) -> None:
+    """Bearer token for endpoints a platform does not sign (only when one is configured)."""
+    if settings.api_token is None:
+        return
+    scheme, _, token = (authorization or "").partition(" ")
+    expected = settings.api_token.get_secret_value().encode()
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token.encode(), expected):
+        MENTIONS_REJECTED.labels("all", "unauthorized").inc()
+        raise Problem(
+            401,
+            "Unauthorized",
+            "a valid bearer token is required",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
 
 
 class MentionAccepted(BaseModel):
@@ -60,6 +86,7 @@ async def accept_or_503(
 
 @router.post(
     "/mentions",
+    dependencies=[Depends(require_api_token)],
     status_code=status.HTTP_202_ACCEPTED,
     response_model=MentionAccepted,
     summary="Accept one mention in the generic JSON format",

@@ -10,6 +10,7 @@ a duplicate on the topic, which consumers drop by event id — never a loss.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Sequence
@@ -48,9 +49,15 @@ def mention_event_id(mention: Mention) -> uuid.UUID:
 
 class MentionAcceptor:
     def __init__(
-        self, db: Database, producer: EventProducer, tenant: str, dedupe_window: timedelta
+        self,
+        db: Database,
+        producer: EventProducer,
+        tenant: str,
+        dedupe_window: timedelta,
+        publish_timeout_seconds: float,
     ) -> None:
         self._db = db
+        self._publish_timeout = publish_timeout_seconds
         self._producer = producer
         self._tenant = tenant
         self._dedupe_window = dedupe_window
@@ -76,20 +83,21 @@ class MentionAcceptor:
         to_publish = [m for m in mentions if m.mention_id in owned]
         started = time.perf_counter()
         try:
-            await self._producer.publish_many(
-                MENTIONS,
-                [
-                    new_envelope(
-                        EventType.MENTION_RECEIVED,
-                        m,
-                        tenant=self._tenant,
-                        subject=m.conversation_key,
-                        trace=trace,
-                        event_id=mention_event_id(m),
-                    )
-                    for m in to_publish
-                ],
-            )
+            async with asyncio.timeout(self._publish_timeout):
+                await self._producer.publish_many(
+                    MENTIONS,
+                    [
+                        new_envelope(
+                            EventType.MENTION_RECEIVED,
+                            m,
+                            tenant=self._tenant,
+                            subject=m.conversation_key,
+                            trace=trace,
+                            event_id=mention_event_id(m),
+                        )
+                        for m in to_publish
+                    ],
+                )
         except BaseException:
             await self._release(owned)
             raise

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from fastapi import FastAPI
 
-from services.ingest import api
+from services.ingest import api, webhooks
 from services.ingest.config import IngestSettings
 from services.ingest.handlers import MentionAcceptor
 from shared.http import BodySizeLimit
@@ -29,6 +29,7 @@ class IngestService(Service[IngestSettings]):
             self.producer,
             settings.tenant,
             timedelta(days=settings.dedupe_window_days),
+            settings.publish_timeout_seconds,
         )
 
     async def on_connected(self) -> None:
@@ -49,7 +50,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
     settings = settings or load_settings(IngestSettings)
     app = create_service_app(
         IngestService(settings),
-        [api.router],
+        [api.router, webhooks.router],
         title="SCS Router — ingest",
         description="Turns platform webhooks and exports into normalized mentions on Kafka.",
     )

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from aiokafka import AIOKafkaConsumer
 from fastapi import FastAPI, Request, Response
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -28,12 +29,17 @@ from shared.migrate import upgrade
 REPO = Path(__file__).resolve().parents[2]
 SCS = REPO / ".venv" / "bin" / "scs"
 ADMIN_KEY = "test-admin-key-0123456789"
+X_SECRET = "test-x-consumer-secret"
+META_SECRET = "test-meta-app-secret"
+META_VERIFY_TOKEN = "test-meta-verify-token"
 PORTS = {"ingest": 18001, "classifier": 18002, "router": 18003, "kpi": 18004}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Everything here is an integration test; tests that stop shared parts run last."""
     for item in items:
         item.add_marker(pytest.mark.integration)
+    items.sort(key=lambda item: item.get_closest_marker("disruptive") is not None)
 
 
 def _required(name: str) -> str:
@@ -138,6 +144,9 @@ async def stack(prepared: Infra, tmp_path_factory: pytest.TempPathFactory) -> As
         "SCS_ROUTER_WEBHOOK_ALLOW_INSECURE_URLS": "true",
         "SCS_KPI_REFRESH_SECONDS": "1",
         "SCS_SHUTDOWN_GRACE_SECONDS": "10",
+        "SCS_INGEST_X_CONSUMER_SECRET": X_SECRET,
+        "SCS_INGEST_META_APP_SECRET": META_SECRET,
+        "SCS_INGEST_META_VERIFY_TOKEN": META_VERIFY_TOKEN,
     }
     services = {name: ServiceProcess(name, env, log_dir) for name in PORTS}
     for service in services.values():
@@ -220,3 +229,28 @@ async def eventually(
             return
         await asyncio.sleep(interval)
     raise AssertionError(f"condition not met within {timeout} s")
+
+
+async def read_topic(bootstrap: str, topic: str) -> list[Any]:
+    """Every record currently on `topic`, from the beginning (no consumer group)."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    try:
+        partitions = consumer.assignment() or set()
+        while not partitions:
+            await asyncio.sleep(0.1)
+            partitions = consumer.assignment()
+        end = await consumer.end_offsets(list(partitions))
+        records: list[Any] = []
+        while [tp for tp, offset in end.items() if await consumer.position(tp) < offset]:
+            batches = await consumer.getmany(timeout_ms=1000, max_records=5000)
+            records.extend(r for rs in batches.values() for r in rs)
+        return records
+    finally:
+        await consumer.stop()

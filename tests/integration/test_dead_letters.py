@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 
 from shared.topics import ALL_TOPICS
-from tests.integration.conftest import Receiver, Stack, eventually
+from tests.integration.conftest import Receiver, Stack, eventually, read_topic
 from tests.integration.test_pipeline import for_conversation, mention_body
 
 POISON = {
@@ -22,22 +21,6 @@ POISON = {
         b'"data": {"text": 42}}'
     ),
 }
-
-
-async def _dead_letters(bootstrap: str, topic: str) -> list[Any]:
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
-    await consumer.start()
-    try:
-        batches = await consumer.getmany(timeout_ms=2000, max_records=10_000)
-        return [record for records in batches.values() for record in records]
-    finally:
-        await consumer.stop()
 
 
 async def _responded(stack: Stack) -> int:
@@ -68,14 +51,14 @@ async def test_malformed_messages_are_dead_lettered_and_consumers_continue(
     for topic in ALL_TOPICS:
 
         async def dead_lettered(topic_name: str = topic.name, dlq: str = topic.dead_letter) -> bool:
-            records = await _dead_letters(stack.infra.bootstrap, dlq)
+            records = await read_topic(stack.infra.bootstrap, dlq)
             found = {r.key for r in records if r.key in keys[topic_name]}
             return found == set(keys[topic_name])
 
         await eventually(dead_lettered, timeout=60, interval=1)
         records = [
             r
-            for r in await _dead_letters(stack.infra.bootstrap, topic.dead_letter)
+            for r in await read_topic(stack.infra.bootstrap, topic.dead_letter)
             if r.key in keys[topic.name]
         ]
         for record in records:

@@ -10,6 +10,8 @@ from typing import Annotated
 
 import typer
 
+from services.classifier.cli import classifier_app, classify_command
+
 app = typer.Typer(
     help="SCS Router: route social customer service interactions.", no_args_is_help=True
 )
@@ -21,6 +23,10 @@ app.add_typer(db_app, name="db")
 app.add_typer(topics_app, name="topics")
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(demo_app, name="demo")
+app.add_typer(classifier_app, name="classifier", help="Train and evaluate classifier models.")
+app.command("classify", help="Classify NDJSON lines (stdin or --input) to JSON lines.")(
+    classify_command
+)
 
 
 class ServiceName(StrEnum):

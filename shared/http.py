@@ -11,10 +11,13 @@ from shared.events import TraceContext
 from shared.metrics import HTTP_PROBLEMS
 
 
-def trace_context(
+async def trace_context(
     traceparent: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> TraceContext:
-    """Continue the caller's W3C trace when it sent one; start a new trace otherwise."""
+    """Continue the caller's W3C trace when it sent one; start a new trace otherwise.
+
+    Dependencies here are `async def` so FastAPI runs them inline instead of in a thread.
+    """
     incoming = TraceContext.from_header(traceparent)
     return incoming.child() if traceparent else incoming
 

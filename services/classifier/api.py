@@ -13,7 +13,7 @@ from shared.events import Author, Channel, Classification, Mention, MentionKind,
 router = APIRouter(prefix="/v1", tags=["classifier"])
 
 
-def loaded_classifier(request: Request) -> Classifier:
+async def loaded_classifier(request: Request) -> Classifier:
     classifier: Classifier = request.app.state.service.classifier
     return classifier
 

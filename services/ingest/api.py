@@ -22,12 +22,12 @@ router = APIRouter(prefix="/v1", tags=["ingest"])
 RETRY_AFTER_SECONDS = "5"
 
 
-def mention_acceptor(request: Request) -> MentionAcceptor:
+async def mention_acceptor(request: Request) -> MentionAcceptor:
     acceptor: MentionAcceptor = request.app.state.service.acceptor
     return acceptor
 
 
-def ingest_settings(request: Request) -> IngestSettings:
+async def ingest_settings(request: Request) -> IngestSettings:
     settings: IngestSettings = request.app.state.service.settings
     return settings
 
@@ -37,7 +37,7 @@ Settings = Annotated[IngestSettings, Depends(ingest_settings)]
 Trace = Annotated[TraceContext, Depends(trace_context)]
 
 
-def require_api_token(
+async def require_api_token(
     settings: Settings, authorization: Annotated[str | None, Header()] = None
 ) -> None:
     """Bearer token for endpoints a platform does not sign (only when one is configured)."""
@@ -65,7 +65,7 @@ async def accept_or_503(
 ) -> AcceptResult:
     """Publish through the acceptor; any failure to make it durable is a 503, never a 500."""
     try:
-        return await acceptor.accept(parsed, trace)
+        return await acceptor.accept(parsed, trace, channel)
     except InFlight:
         MENTIONS_REJECTED.labels(channel, "in_flight").inc()
         raise Problem(

@@ -1,5 +1,6 @@
 """Accepting mentions: dedupe, publish, remember — in the order that never loses one.
 
+Concurrent requests are handled together in micro-batches (see MentionAcceptor), each step:
 1. claim the mention ids in PostgreSQL (a redelivery finds them published and stops here);
 2. publish to Kafka and wait for acks=all;
 3. mark them published. Only then does the caller answer 202.
@@ -47,7 +48,22 @@ def mention_event_id(mention: Mention) -> uuid.UUID:
     return stable_id(EventType.MENTION_RECEIVED.value, str(mention.mention_id))
 
 
+@dataclass
+class _Request:
+    mentions: list[Mention]
+    trace: TraceContext
+    done: asyncio.Future[AcceptResult]
+    ignored: list[str]
+
+
 class MentionAcceptor:
+    """Accepts mentions in micro-batches: requests that arrive while a batch is being made
+    durable are claimed, published and marked together (one transaction each, one Kafka batch),
+    so throughput grows with load while each request still waits for its own broker ack."""
+
+    # Upper bound on one batch: keeps a batch's transaction and Kafka request small.
+    MAX_BATCH_MENTIONS = 500
+
     def __init__(
         self,
         db: Database,
@@ -57,30 +73,65 @@ class MentionAcceptor:
         publish_timeout_seconds: float,
     ) -> None:
         self._db = db
-        self._publish_timeout = publish_timeout_seconds
         self._producer = producer
         self._tenant = tenant
         self._dedupe_window = dedupe_window
+        self._publish_timeout = publish_timeout_seconds
+        self._queue: list[_Request] = []
+        self._worker: asyncio.Task[None] | None = None
 
-    async def accept(self, parsed: ParseResult, trace: TraceContext) -> AcceptResult:
-        result = AcceptResult(ignored=[item.reason for item in parsed.ignored])
+    async def accept(
+        self, parsed: ParseResult, trace: TraceContext, channel: str = "generic"
+    ) -> AcceptResult:
         for item in parsed.ignored:
-            ITEMS_IGNORED.labels("all", item.reason).inc()
+            ITEMS_IGNORED.labels(channel, item.reason).inc()
+        ignored = [item.reason for item in parsed.ignored]
         mentions = _unique(parsed.mentions)
         if not mentions:
-            return result
-        now = utcnow()
+            return AcceptResult(ignored=ignored)
+        request = _Request(mentions, trace, asyncio.get_running_loop().create_future(), ignored)
+        self._queue.append(request)
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.create_task(self._drain(), name="accept mentions")
+        return await request.done
+
+    async def _drain(self) -> None:
+        while self._queue:
+            batch: list[_Request] = []
+            size = 0
+            while self._queue and (not batch or size < self.MAX_BATCH_MENTIONS):
+                batch.append(self._queue.pop(0))
+                size += len(batch[-1].mentions)
+            try:
+                results = await self._accept_batch(batch)
+            except Exception as exc:
+                for request in batch:
+                    if not request.done.done():
+                        request.done.set_exception(exc)
+                continue
+            for request, result in zip(batch, results, strict=True):
+                if request.done.done():
+                    continue  # the caller went away; its mentions are durable all the same
+                if isinstance(result, Exception):
+                    request.done.set_exception(result)
+                else:
+                    request.done.set_result(result)
+
+    async def _accept_batch(self, batch: list[_Request]) -> list[AcceptResult | Exception]:
+        first_holder: dict[uuid.UUID, tuple[Mention, _Request]] = {}
+        for request in batch:
+            for mention in request.mentions:
+                first_holder.setdefault(mention.mention_id, (mention, request))
         async with self._db.begin() as conn:
             await repository.relax_commit(conn)
             owned = await repository.claim(
-                conn, [(m.mention_id, m.channel.value, m.platform_id) for m in mentions], now
+                conn,
+                [(m.mention_id, m.channel.value, m.platform_id) for m, _ in first_holder.values()],
+                utcnow(),
             )
-            others = [m.mention_id for m in mentions if m.mention_id not in owned]
+            others = [mention_id for mention_id in first_holder if mention_id not in owned]
             seen = await repository.states(conn, others) if others else {}
-        if any(state == "pending" for state in seen.values()):
-            await self._release(owned)
-            raise InFlight
-        to_publish = [m for m in mentions if m.mention_id in owned]
+        in_flight = {mention_id for mention_id, state in seen.items() if state == "pending"}
         started = time.perf_counter()
         try:
             async with asyncio.timeout(self._publish_timeout):
@@ -89,13 +140,14 @@ class MentionAcceptor:
                     [
                         new_envelope(
                             EventType.MENTION_RECEIVED,
-                            m,
+                            mention,
                             tenant=self._tenant,
-                            subject=m.conversation_key,
-                            trace=trace,
-                            event_id=mention_event_id(m),
+                            subject=mention.conversation_key,
+                            trace=request.trace,
+                            event_id=mention_event_id(mention),
                         )
-                        for m in to_publish
+                        for mention_id, (mention, request) in first_holder.items()
+                        if mention_id in owned
                     ],
                 )
         except BaseException:
@@ -104,13 +156,30 @@ class MentionAcceptor:
         async with self._db.begin() as conn:
             await repository.relax_commit(conn)
             await repository.mark_published(conn, list(owned), utcnow())
-        for mention in to_publish:
-            PUBLISH_SECONDS.labels(mention.channel.value).observe(time.perf_counter() - started)
-            MENTIONS_ACCEPTED.labels(mention.channel.value).inc()
-            result.accepted.append(mention.mention_id)
-        for mention in mentions:
-            if mention.mention_id not in owned:
-                MENTIONS_DUPLICATE.labels(mention.channel.value).inc()
+        elapsed = time.perf_counter() - started
+        return [
+            self._result_for(request, owned, in_flight, first_holder, elapsed) for request in batch
+        ]
+
+    @staticmethod
+    def _result_for(
+        request: _Request,
+        owned: set[uuid.UUID],
+        in_flight: set[uuid.UUID],
+        first_holder: dict[uuid.UUID, tuple[Mention, _Request]],
+        elapsed: float,
+    ) -> AcceptResult | Exception:
+        if any(mention.mention_id in in_flight for mention in request.mentions):
+            return InFlight()
+        result = AcceptResult(ignored=request.ignored)
+        for mention in request.mentions:
+            channel = mention.channel.value
+            if mention.mention_id in owned and first_holder[mention.mention_id][1] is request:
+                PUBLISH_SECONDS.labels(channel).observe(elapsed)
+                MENTIONS_ACCEPTED.labels(channel).inc()
+                result.accepted.append(mention.mention_id)
+            else:
+                MENTIONS_DUPLICATE.labels(channel).inc()
                 result.duplicates.append(mention.mention_id)
         return result
 

@@ -12,12 +12,12 @@ from services.kpi.handlers import KpiProjector
 router = APIRouter(prefix="/v1", tags=["kpi"])
 
 
-def projector(request: Request) -> KpiProjector:
+async def projector(request: Request) -> KpiProjector:
     loaded: KpiProjector = request.app.state.service.projector
     return loaded
 
 
-def kpi_settings(request: Request) -> KpiSettings:
+async def kpi_settings(request: Request) -> KpiSettings:
     settings: KpiSettings = request.app.state.service.settings
     return settings
 

@@ -21,12 +21,12 @@ router = APIRouter(prefix="/v1", tags=["router"])
 WEBHOOK_EVENT_TYPES = sorted(t.value for t in CASES.event_types)
 
 
-def router_settings(request: Request) -> RouterSettings:
+async def router_settings(request: Request) -> RouterSettings:
     settings: RouterSettings = request.app.state.service.settings
     return settings
 
 
-def database(request: Request) -> Database:
+async def database(request: Request) -> Database:
     db: Database = request.app.state.service.database
     return db
 
@@ -35,7 +35,7 @@ Settings = Annotated[RouterSettings, Depends(router_settings)]
 DB = Annotated[Database, Depends(database)]
 
 
-def require_admin(
+async def require_admin(
     settings: Settings, authorization: Annotated[str | None, Header()] = None
 ) -> None:
     expected = settings.admin_api_key.get_secret_value()

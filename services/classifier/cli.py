@@ -1,0 +1,153 @@
+"""Offline classifier commands: `scs classifier train|evaluate` and `scs classify`.
+
+scikit-learn is imported only by train/evaluate and by `--model`, so `scs classify` with the
+default rules needs no ML dependency and starts fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from enum import StrEnum
+from pathlib import Path
+from typing import IO, Annotated, Any, Literal
+
+import orjson
+import typer
+
+from services.classifier.core import (
+    NO_CONTEXT,
+    ClassificationContext,
+    Classifier,
+    classification_record,
+    mention_from_record,
+)
+from shared.events import Mention
+
+classifier_app = typer.Typer(
+    help="Train and evaluate the classifier's models.", no_args_is_help=True
+)
+_BATCH = 1000
+Target = Literal["sentiment", "complaint"]
+
+
+class TargetOption(StrEnum):
+    SENTIMENT = "sentiment"
+    COMPLAINT = "complaint"
+
+
+def _target(option: TargetOption | None) -> Target | None:
+    if option is None:
+        return None
+    return "sentiment" if option is TargetOption.SENTIMENT else "complaint"
+
+
+DataOption = Annotated[
+    Path,
+    typer.Option("--data", exists=True, dir_okay=False, help="Labeled CSV (text + label column)"),
+]
+TargetArg = Annotated[
+    TargetOption | None,
+    typer.Option("--target", help="What to learn or measure (default: from the CSV's columns)"),
+]
+
+
+@classifier_app.command()
+def train(
+    data: DataOption,
+    out: Annotated[Path | None, typer.Option("--out", help="Model file to write")] = None,
+    target: TargetArg = None,
+) -> None:
+    """Train TF-IDF + lexicon features + logistic regression on a brand's labeled history."""
+    from services.classifier.core.models import train as train_model
+
+    path = train_model(data, out, _target(target))
+    typer.echo(f"model written to {path}")
+    typer.echo("Write a model card (data, licence, figures) before shipping it as a default.")
+
+
+@classifier_app.command()
+def evaluate(
+    data: DataOption,
+    model: Annotated[
+        Path | None, typer.Option("--model", exists=True, help="Trained model (default: rules)")
+    ] = None,
+    target: TargetArg = None,
+    cv: Annotated[
+        int, typer.Option("--cv", min=0, help="Train and test by k-fold cross-validation")
+    ] = 0,
+) -> None:
+    """Per-class precision/recall/F1, macro-F1, confusion matrix and throughput."""
+    from services.classifier.core.models import cross_validate
+    from services.classifier.core.models import evaluate as evaluate_model
+
+    chosen = _target(target)
+    report = cross_validate(data, cv, chosen) if cv > 1 else evaluate_model(data, model, chosen)
+    typer.echo(report.format())
+
+
+def _lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes]]:
+    for number, line in enumerate(stream, start=1):
+        if line.strip():
+            yield number, line
+
+
+def _error(number: int, record_id: Any, message: str) -> None:
+    sys.stderr.buffer.write(
+        orjson.dumps({"line": number, "id": record_id, "error": message}) + b"\n"
+    )
+
+
+def classify_stream(classifier: Classifier, source: IO[bytes], sink: IO[bytes]) -> int:
+    """NDJSON in, one JSON line out per good input; bad lines go to stderr. Returns the count."""
+    written = 0
+    pending: list[tuple[Any, tuple[Mention, ClassificationContext]]] = []
+
+    def flush() -> None:
+        nonlocal written
+        results = classifier.classify_batch([item for _, item in pending])
+        sink.write(
+            b"".join(
+                orjson.dumps(classification_record(record_id, result)) + b"\n"
+                for (record_id, _), result in zip(pending, results, strict=True)
+            )
+        )
+        written += len(pending)
+        pending.clear()
+
+    for number, line in _lines(source):
+        record_id: Any = None
+        try:
+            record = orjson.loads(line)
+            if not isinstance(record, dict):
+                raise ValueError("not a JSON object")
+            record_id = record.get("id")
+            mention = mention_from_record(record, str(number))
+        except (ValueError, TypeError) as exc:
+            _error(number, record_id, str(exc).splitlines()[0] if str(exc) else repr(exc))
+            continue
+        pending.append((record_id, (mention, NO_CONTEXT)))
+        if len(pending) >= _BATCH:
+            flush()
+    if pending:
+        flush()
+    sink.flush()
+    return written
+
+
+def classify_command(
+    input: Annotated[
+        Path | None,
+        typer.Option("--input", exists=True, dir_okay=False, help="NDJSON file (default: stdin)"),
+    ] = None,
+    model: Annotated[
+        Path | None, typer.Option("--model", exists=True, help="Trained model (default: rules)")
+    ] = None,
+) -> None:
+    """Classify NDJSON lines {"id", "text", ...} into JSON lines with priority and reasons."""
+    classifier = Classifier.from_path(model) if model else Classifier.default()
+    if input is None:
+        classify_stream(classifier, sys.stdin.buffer, sys.stdout.buffer)
+        return
+    with input.open("rb") as source:
+        classify_stream(classifier, source, sys.stdout.buffer)

@@ -1,0 +1,44 @@
+"""The classifier's pure core: no Kafka, no database, no network.
+
+Mention + ClassificationContext -> Classification, with the shipped multilingual rules and
+lexicons (services/classifier/core/lexicons/*.yaml) or a trained model on top, plus the
+velocity tracker whose state the service persists. See docs/classifier.md.
+"""
+
+from .classifier import (
+    NO_CONTEXT,
+    RULES_MODEL,
+    ClassificationContext,
+    Classifier,
+    TextModel,
+    classify,
+    topic_key,
+)
+from .language import UNDETERMINED, LanguageDetector, detect_language
+from .lexicon import DEFAULT_DIR as DEFAULT_LEXICON_DIR
+from .lexicon import LexiconSet, default_lexicons, load_lexicons
+from .records import classification_record, mention_from_record
+from .rules import Analysis
+from .velocity import VelocityTracker, classify_tracked
+
+__all__ = [
+    "DEFAULT_LEXICON_DIR",
+    "NO_CONTEXT",
+    "RULES_MODEL",
+    "UNDETERMINED",
+    "Analysis",
+    "ClassificationContext",
+    "Classifier",
+    "LanguageDetector",
+    "LexiconSet",
+    "TextModel",
+    "VelocityTracker",
+    "classification_record",
+    "classify",
+    "classify_tracked",
+    "default_lexicons",
+    "detect_language",
+    "load_lexicons",
+    "mention_from_record",
+    "topic_key",
+]

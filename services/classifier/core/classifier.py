@@ -1,0 +1,419 @@
+"""Mention + context -> Classification: sentiment, intents, complaint, crisis risk, priority.
+
+The rules and lexicons always run: they give intents, crisis vocabulary and the reasons an agent
+reads. A trained model, when installed, replaces only what it was trained for (sentiment or
+complaint). Priorities follow the brand's SCS playbook:
+- P1 when the crisis risk is high (legal threats, safety, data leaks, boycotts, media or
+  regulators, big reach, many similar negative mentions at once);
+- P2 for direct questions and requests, negative experiences, incidents, complaints and claims,
+  and indirect mentions that could set off a reputation crisis;
+- P4 for spam, the brand's own replies, plain references, positive experiences and questions
+  that do not address the brand;
+- P3 otherwise (e.g. a DM with nothing to act on yet).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.events import (
+    Classification,
+    Intent,
+    Mention,
+    MentionKind,
+    Priority,
+    Sentiment,
+)
+
+from .language import UNDETERMINED, LanguageDetector
+from .lexicon import LexiconSet, default_lexicons, load_lexicons
+from .rules import Analysis, analyze
+from .text import normalize, tokenize
+
+RULES_MODEL = "rules-v1"
+_ADDRESSED_KINDS = frozenset({MentionKind.DM, MentionKind.COMMENT, MentionKind.REVIEW})
+SentimentLabel = Literal["negative", "neutral", "positive"]
+
+
+class ClassificationContext(BaseModel):
+    """What the caller knows beyond the text: how many similar negative mentions just happened."""
+
+    model_config = ConfigDict(frozen=True)
+
+    similar_negative_recent: int = Field(default=0, ge=0)
+    window_seconds: int = Field(default=600, gt=0)
+    topic: str | None = None
+
+
+NO_CONTEXT = ClassificationContext()
+
+
+class TextModel:
+    """A trained model: class probabilities for texts, for one target (sentiment or complaint)."""
+
+    name: str
+    target: Literal["sentiment", "complaint"]
+
+    def predict_proba(self, texts: Sequence[str]) -> list[dict[str, float]]:
+        raise NotImplementedError
+
+
+def _quote(terms: Sequence[str], limit: int = 3) -> str:
+    unique = list(dict.fromkeys(terms))[:limit]
+    return ", ".join(f"'{term}'" for term in unique)
+
+
+def _followers(count: int) -> str:
+    if count >= 1_000_000:
+        return f"{count / 1_000_000:.1f}M"
+    if count >= 1_000:
+        return f"{count // 1_000}k"
+    return str(count)
+
+
+def _window(seconds: int) -> str:
+    return f"{seconds // 60} min" if seconds % 60 == 0 else f"{seconds} s"
+
+
+def topic_key(mention: Mention, analysis: Analysis, lexicons: LexiconSet) -> str:
+    """ "Same topic" for velocity: brand + the strongest crisis category, else the incident topic.
+
+    Topic names are language-neutral ("delay" for both "delayed" and "retraso"), so a storm in
+    two languages is one storm; a negative mention with neither is the brand's general topic.
+    """
+    brand = (mention.brand or "-").lower()
+    if analysis.crisis:
+        weights = lexicons.rules.crisis.categories
+        category = max(analysis.crisis, key=lambda name: (weights.get(name, 0.0), name))
+        return f"{brand}|crisis:{category}"
+    if analysis.incidents:
+        topic = max(analysis.incidents, key=lambda name: (len(analysis.incidents[name]), name))
+        return f"{brand}|incident:{topic}"
+    return f"{brand}|negative"
+
+
+class Classifier:
+    """Loads lexicons, rules and optional trained models once; classifies mentions purely."""
+
+    def __init__(self, lexicons: LexiconSet, models: Sequence[TextModel] = ()) -> None:
+        self.lexicons = lexicons
+        self.rules = lexicons.rules
+        self.detector = LanguageDetector(lexicons.languages)
+        self.sentiment_model = next((m for m in models if m.target == "sentiment"), None)
+        self.complaint_model = next((m for m in models if m.target == "complaint"), None)
+        self.name = "+".join([RULES_MODEL, *(m.name for m in models)])
+
+    @classmethod
+    def default(cls) -> Classifier:
+        """Rules and the shipped lexicons: fast, dependency-light, no trained model."""
+        return _default_classifier()
+
+    @classmethod
+    def from_path(
+        cls, *model_paths: Path | str, lexicon_dirs: Sequence[Path | str] = ()
+    ) -> Classifier:
+        """Rules plus trained model files (see models.train), with optional brand lexicons."""
+        from .models import load_model
+
+        lexicons = load_lexicons(lexicon_dirs) if lexicon_dirs else default_lexicons()
+        return cls(lexicons, [load_model(Path(path)) for path in model_paths])
+
+    def warm_up(self) -> None:
+        """Load what is otherwise loaded lazily, so that measured throughput is steady state."""
+        self.detector.warm_up()
+
+    def analyze(self, mention: Mention) -> Analysis:
+        """Language detection and one lexicon pass; mention.language wins when ingest set it."""
+        text = mention.text
+        normalized = normalize(text)
+        words = tokenize(normalized)
+        language = (mention.language or "").split("-")[0].lower() or self.detector.detect(
+            text, words
+        )
+        return analyze(
+            text,
+            normalized,
+            words,
+            self.lexicons.languages.get(language),
+            self.lexicons,
+            language or UNDETERMINED,
+            mention.rating,
+        )
+
+    def topic_of(self, mention: Mention) -> str:
+        return topic_key(mention, self.analyze(mention), self.lexicons)
+
+    def classify(
+        self, mention: Mention, context: ClassificationContext | None = None
+    ) -> Classification:
+        return self.classify_batch([(mention, context or NO_CONTEXT)])[0]
+
+    def classify_batch(
+        self, items: Sequence[tuple[Mention, ClassificationContext]]
+    ) -> list[Classification]:
+        """Many mentions at once: trained models predict the whole batch in one call."""
+        if self.sentiment_model is None and self.complaint_model is None:
+            return [self._decide(m, c, self.analyze(m), None, None) for m, c in items]
+        analyses = [self.analyze(mention) for mention, _ in items]
+        return self.decide_batch(items, analyses)
+
+    def decide_batch(
+        self,
+        items: Sequence[tuple[Mention, ClassificationContext]],
+        analyses: Sequence[Analysis],
+    ) -> list[Classification]:
+        """Classifications from analyses already made (the velocity tracker needs them first)."""
+        texts = [mention.text for mention, _ in items]
+        sentiments = self.sentiment_model.predict_proba(texts) if self.sentiment_model else None
+        complaints = self.complaint_model.predict_proba(texts) if self.complaint_model else None
+        return [
+            self._decide(
+                mention,
+                context,
+                analysis,
+                sentiments[index] if sentiments is not None else None,
+                complaints[index] if complaints is not None else None,
+            )
+            for index, ((mention, context), analysis) in enumerate(
+                zip(items, analyses, strict=True)
+            )
+        ]
+
+    def _sentiment(
+        self, analysis: Analysis, probabilities: dict[str, float] | None, reasons: list[str]
+    ) -> Sentiment:
+        if probabilities is not None:
+            label: SentimentLabel = max(
+                ("negative", "neutral", "positive"), key=lambda name: probabilities.get(name, 0.0)
+            )
+            score = probabilities.get("positive", 0.0) - probabilities.get("negative", 0.0)
+            reasons.append(f"model {label} ({probabilities.get(label, 0.0):.2f})")
+        else:
+            rules = self.rules.sentiment
+            score = analysis.score
+            label = (
+                "positive"
+                if score >= rules.positive_at
+                else "negative"
+                if score <= rules.negative_at
+                else "neutral"
+            )
+        terms = analysis.negative_terms if label == "negative" else analysis.positive_terms
+        if label != "neutral":
+            detail = f": {_quote(terms)}" if terms else ""
+            reasons.append(f"{label} sentiment {score:+.2f}{detail}")
+        return Sentiment(label=label, score=max(-1.0, min(1.0, score)))
+
+    def _is_complaint(
+        self,
+        analysis: Analysis,
+        sentiment: Sentiment,
+        addressed: bool,
+        probabilities: dict[str, float] | None,
+        reasons: list[str],
+    ) -> bool:
+        if probabilities is not None:
+            verdict = probabilities.get("complaint", 0.0) >= 0.5
+        else:
+            rules = self.rules.complaint
+            score = (
+                analysis.complaint
+                + rules.incident_weight * len(analysis.incidents)
+                + rules.negativity_weight * max(0.0, -sentiment.score)
+            )
+            if sentiment.label == "positive":
+                score *= rules.praise_discount
+            # A neutral news item about a price rise is not a complaint: it takes a customer's
+            # voice, or at least a negative experience.
+            voiced = (
+                analysis.personal
+                or addressed
+                or sentiment.label == "negative"
+                or analysis.complaint >= rules.threshold
+            )
+            verdict = score >= rules.threshold and voiced
+        if verdict:
+            terms = analysis.complaint_terms or [
+                term for terms in analysis.incidents.values() for term in terms
+            ]
+            reasons.append(f"complaint: {_quote(terms)}" if terms else "complaint")
+        return verdict
+
+    def _is_spam(self, analysis: Analysis, reasons: list[str]) -> bool:
+        rules = self.rules.spam
+        patterns = [p for p in self.lexicons.spam_patterns if p in analysis.normalized]
+        score = (
+            rules.term_weight * len(analysis.spam_terms)
+            + rules.pattern_weight * len(patterns)
+            + rules.url_weight * analysis.urls
+            + rules.hashtag_weight * max(0, analysis.hashtags - 3)
+        )
+        if score >= rules.threshold:
+            reasons.append(f"spam: {_quote(analysis.spam_terms + patterns) or 'links, hashtags'}")
+            return True
+        return False
+
+    def _crisis_risk(
+        self,
+        mention: Mention,
+        context: ClassificationContext,
+        analysis: Analysis,
+        sentiment: Sentiment,
+        complaint: bool,
+        reasons: list[str],
+    ) -> float:
+        rules = self.rules.crisis
+        negativity = max(-sentiment.score, rules.complaint_negativity if complaint else 0.0, 0.0)
+        gate = rules.gate_floor + (1.0 - rules.gate_floor) * negativity
+        parts = [rules.negativity * max(0.0, -sentiment.score)]
+        if complaint:
+            parts.append(rules.complaint)
+        if analysis.crisis:
+            weights = sorted(
+                (rules.categories.get(name, 0.0) for name in analysis.crisis), reverse=True
+            )
+            vocabulary = weights[0] + rules.per_extra_category * (len(weights) - 1)
+            floor = rules.vocabulary_gate_floor
+            parts.append(min(vocabulary, 0.95) * (floor + (1.0 - floor) * negativity))
+            for name, terms in sorted(analysis.crisis.items()):
+                reasons.append(f"crisis vocabulary ({name.replace('_', ' ')}): {_quote(terms)}")
+        followers = mention.author.followers
+        reach = (math.log10(followers + 1) - rules.reach_floor_log10) / rules.reach_span_log10
+        if reach > 0:
+            parts.append(min(reach, 1.0) * rules.reach_weight * gate)
+            reasons.append(f"author reach {_followers(followers)} followers")
+        if mention.author.verified:
+            parts.append(rules.verified_weight * gate)
+            reasons.append("verified author")
+        velocity = context.similar_negative_recent
+        if velocity > 0:
+            parts.append(rules.velocity_weight * velocity / (velocity + rules.velocity_half) * gate)
+            reasons.append(
+                f"{velocity} similar negative mentions in {_window(context.window_seconds)}"
+            )
+        calm = 1.0
+        for part in parts:
+            calm *= 1.0 - min(max(part, 0.0), 0.99)
+        return round(1.0 - calm, 4)
+
+    def _decide(
+        self,
+        mention: Mention,
+        context: ClassificationContext,
+        analysis: Analysis,
+        sentiment_probabilities: dict[str, float] | None,
+        complaint_probabilities: dict[str, float] | None,
+    ) -> Classification:
+        reasons: list[str] = []
+        addressed = analysis.direct or "@" in mention.text or mention.kind in _ADDRESSED_KINDS
+        sentiment = self._sentiment(analysis, sentiment_probabilities, reasons)
+        spam = self._is_spam(analysis, reasons)
+        complaint = not spam and self._is_complaint(
+            analysis, sentiment, addressed, complaint_probabilities, reasons
+        )
+        risk = (
+            0.0
+            if spam
+            else self._crisis_risk(mention, context, analysis, sentiment, complaint, reasons)
+        )
+        intents = self._intents(analysis, sentiment, complaint, spam, risk, reasons)
+        priority = self._priority(mention, analysis, sentiment, intents, addressed, risk, reasons)
+        return Classification(
+            language=analysis.language,
+            sentiment=sentiment,
+            intents=intents,
+            is_complaint=complaint,
+            crisis_risk=risk,
+            priority=priority,
+            reasons=reasons,
+            model=self.name,
+        )
+
+    def _intents(
+        self,
+        analysis: Analysis,
+        sentiment: Sentiment,
+        complaint: bool,
+        spam: bool,
+        risk: float,
+        reasons: list[str],
+    ) -> list[Intent]:
+        if spam:
+            return [Intent.SPAM]
+        intents: list[Intent] = []
+        if complaint:
+            intents.append(Intent.COMPLAINT)
+        for topic, terms in analysis.incidents.items():
+            reasons.append(f"incident ({topic.replace('_', ' ')}): {_quote(terms)}")
+        if analysis.incidents:
+            intents.append(Intent.INCIDENT)
+        if analysis.question:
+            intents.append(Intent.QUESTION)
+        if analysis.request_terms:
+            intents.append(Intent.REQUEST)
+            reasons.append(f"request: {_quote(analysis.request_terms)}")
+        if (
+            sentiment.label == "positive"
+            and not complaint
+            and (analysis.praise_terms or sentiment.score >= 0.6)
+        ):
+            intents.append(Intent.PRAISE)
+        if analysis.crisis and risk >= self.rules.crisis.crisis_signal_at:
+            intents.append(Intent.CRISIS_SIGNAL)
+        return intents or [Intent.OTHER]
+
+    def _priority(
+        self,
+        mention: Mention,
+        analysis: Analysis,
+        sentiment: Sentiment,
+        intents: list[Intent],
+        addressed: bool,
+        risk: float,
+        reasons: list[str],
+    ) -> Priority:
+        rules = self.rules.priority
+        if mention.kind == MentionKind.REPLY:
+            reasons.append("the brand's own reply")
+            return Priority.P4
+        if Intent.SPAM in intents:
+            return Priority.P4
+        if risk >= rules.p1_at:
+            reasons.append(f"crisis risk {risk:.2f} >= {rules.p1_at:.2f}")
+            return Priority.P1
+        high = {Intent.COMPLAINT, Intent.INCIDENT, Intent.REQUEST, Intent.CRISIS_SIGNAL}
+        if high.intersection(intents) or sentiment.label == "negative":
+            return Priority.P2
+        if Intent.QUESTION in intents and (addressed or analysis.urgent):
+            reasons.append("direct question" if addressed else "urgent question")
+            return Priority.P2
+        if risk >= rules.p2_risk_at:
+            reasons.append(f"could set off a crisis: risk {risk:.2f}")
+            return Priority.P2
+        if Intent.QUESTION in intents:
+            reasons.append("question not addressed to the brand")
+            return Priority.P4
+        if Intent.PRAISE in intents or sentiment.label == "positive":
+            reasons.append("positive experience")
+            return Priority.P4
+        if addressed:
+            reasons.append("addressed to the brand, nothing to act on yet")
+            return Priority.P3
+        reasons.append("plain reference to the brand")
+        return Priority.P4
+
+
+@lru_cache(maxsize=1)
+def _default_classifier() -> Classifier:
+    return Classifier(default_lexicons())
+
+
+def classify(mention: Mention, context: ClassificationContext | None = None) -> Classification:
+    """Classify with the shipped rules and lexicons (loaded once per process)."""
+    return _default_classifier().classify(mention, context)

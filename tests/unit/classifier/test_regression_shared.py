@@ -1,0 +1,94 @@
+"""Macro-F1 on the shared public sets and on the project's multi-sector complaint set.
+
+The shared files are read from ../shared/data (or SCS_SHARED_DATA_DIR) and never copied; a
+missing file fails the run. FLOORS are the figures measured when this test was written, minus
+a small margin: a drop below them is a regression. TARGETS not met yet are strict xfails, so
+the day a change reaches one, the test says so and the floor moves up.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from services.classifier.core import Classifier, default_lexicons
+from services.classifier.core.models import (
+    COMPLAINT_LABELS,
+    SENTIMENT_LABELS,
+    evaluate,
+    fit_model,
+    load_labeled_csv,
+    predict,
+    score,
+)
+
+from .conftest import DATA
+
+ENGLISH_TRAINED_FLOOR = 0.75
+ENGLISH_TARGET = 0.80
+ENGLISH_RULES_FLOOR = 0.57
+SPANISH_RULES_FLOOR = 0.43
+SPANISH_TARGET = 0.60
+COMPLAINT_TARGET = 0.80
+SPANISH_COMPLAINT_FLOOR = 0.72
+
+
+@pytest.fixture(scope="module")
+def english_trained_f1(shared_data: Path) -> float:
+    """Train on the train split only (about 15 s), measure on the test split."""
+    model = fit_model(load_labeled_csv(shared_data / "airline_en_train.csv"))
+    test = load_labeled_csv(shared_data / "airline_en_test.csv")
+    classifier = Classifier(default_lexicons(), [model])
+    predicted = predict(classifier, test.texts, "sentiment")
+    return score(
+        test.labels, predicted, SENTIMENT_LABELS, target="sentiment", model="lr",
+        texts_per_second=0.0,
+    ).macro_f1  # fmt: skip
+
+
+def test_english_trained_model_floor(english_trained_f1: float) -> None:
+    assert english_trained_f1 >= ENGLISH_TRAINED_FLOOR
+
+
+@pytest.mark.xfail(strict=True, reason="measured 0.767; the 0.80 target is not reached yet")
+def test_english_trained_model_target(english_trained_f1: float) -> None:
+    assert english_trained_f1 >= ENGLISH_TARGET
+
+
+def test_english_rules_floor(shared_data: Path) -> None:
+    assert evaluate(shared_data / "airline_en_test.csv").macro_f1 >= ENGLISH_RULES_FLOOR
+
+
+@pytest.fixture(scope="module")
+def spanish_rules_f1(shared_data: Path) -> float:
+    return evaluate(shared_data / "airline_es_dev.csv").macro_f1
+
+
+def test_spanish_rules_floor(spanish_rules_f1: float) -> None:
+    assert spanish_rules_f1 >= SPANISH_RULES_FLOOR
+
+
+@pytest.mark.xfail(strict=True, reason="measured 0.445 (rules), 0.555 (5-fold CV trained)")
+def test_spanish_target(spanish_rules_f1: float) -> None:
+    assert spanish_rules_f1 >= SPANISH_TARGET
+
+
+def _held_out_f1(path: Path) -> float:
+    with path.open(newline="", encoding="utf-8") as handle:
+        rows = [row for row in csv.DictReader(handle) if row["split"] == "test"]
+    truth = ["complaint" if row["is_complaint"] == "1" else "not_complaint" for row in rows]
+    predicted = predict(Classifier.default(), [row["text"] for row in rows], "complaint")
+    return score(
+        truth, predicted, COMPLAINT_LABELS, target="complaint", model="rules",
+        texts_per_second=0.0,
+    ).macro_f1  # fmt: skip
+
+
+def test_multisector_english_complaints_on_held_out_rows() -> None:
+    assert _held_out_f1(DATA / "complaints_multisector_en.csv") >= COMPLAINT_TARGET
+
+
+def test_multisector_spanish_complaints_on_held_out_rows() -> None:
+    assert _held_out_f1(DATA / "complaints_multisector_es.csv") >= SPANISH_COMPLAINT_FLOOR

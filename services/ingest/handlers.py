@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from services.ingest import repository
-from services.ingest.core import ParseResult
+from services.ingest.core import ParseResult, with_language
 from services.ingest.metrics import (
     ITEMS_IGNORED,
     MENTIONS_ACCEPTED,
@@ -86,7 +86,7 @@ class MentionAcceptor:
         for item in parsed.ignored:
             ITEMS_IGNORED.labels(channel, item.reason).inc()
         ignored = [item.reason for item in parsed.ignored]
-        mentions = _unique(parsed.mentions)
+        mentions = [with_language(m) for m in _unique(parsed.mentions)]
         if not mentions:
             return AcceptResult(ignored=ignored)
         request = _Request(mentions, trace, asyncio.get_running_loop().create_future(), ignored)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from services.classifier.core.language import UNDETERMINED, detect_language
 from shared.events import Mention
 
 
@@ -30,3 +31,17 @@ class Ignored:
 class ParseResult:
     mentions: list[Mention] = field(default_factory=list)
     ignored: list[Ignored] = field(default_factory=list)
+
+
+def with_language(mention: Mention) -> Mention:
+    """Fill in the language when the platform gave none, so routing can segment by it.
+
+    Uses the classifier's detector (stopwords and lexicons of the supported languages); a text
+    it cannot place (emoji only, a URL) keeps no language rather than a guess.
+    """
+    if mention.language:
+        return mention
+    detected = detect_language(mention.text)
+    if detected == UNDETERMINED:
+        return mention
+    return mention.model_copy(update={"language": detected})

@@ -85,11 +85,11 @@ class ServiceProcess:
         self.port = PORTS[name]
         self.url = f"http://127.0.0.1:{self.port}"
         self._env = env
-        self._log_path = log_dir / f"{name}.log"
+        self.log_path = log_dir / f"{name}.log"
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        log = self._log_path.open("ab")
+        log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [str(SCS), "serve", self.name],
             env={**self._env, f"SCS_{self.name.upper()}_PORT": str(self.port)},
@@ -113,7 +113,7 @@ class ServiceProcess:
         async with httpx.AsyncClient() as client:
             while time.monotonic() < deadline:
                 assert self.process is not None and self.process.poll() is None, (
-                    f"{self.name} exited; log: {self._log_path.read_text()[-3000:]}"
+                    f"{self.name} exited; log: {self.log_path.read_text()[-3000:]}"
                 )
                 try:
                     if (await client.get(f"{self.url}/readyz")).status_code == 200:
@@ -121,7 +121,7 @@ class ServiceProcess:
                 except httpx.TransportError:
                     pass
                 await asyncio.sleep(0.3)
-        raise AssertionError(f"{self.name} not ready; log: {self._log_path.read_text()[-3000:]}")
+        raise AssertionError(f"{self.name} not ready; log: {self.log_path.read_text()[-3000:]}")
 
 
 @dataclass

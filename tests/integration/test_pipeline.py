@@ -164,3 +164,13 @@ async def test_classifier_killed_mid_stream_loses_and_duplicates_nothing(
     await asyncio.sleep(1)  # any duplicate delivery would arrive now
     case_ids = [e["data"]["case"]["case_id"] for e in receiver.matching(created_for_run)]
     assert len(case_ids) == len(set(case_ids)) == len(conversations)
+
+
+async def test_sigterm_stops_a_consumer_cleanly_and_it_resumes(stack: Stack) -> None:
+    router = stack.services["router"]
+    # uvicorn re-raises the signal after its graceful shutdown, so the status says SIGTERM;
+    # the log shows the shutdown ran to the end (consumers committed, connections closed).
+    assert await asyncio.to_thread(router.terminate) in (0, -15)
+    assert '"msg":"stopped"' in router.log_path.read_text()
+    router.start()
+    await router.wait_ready()

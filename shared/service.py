@@ -163,9 +163,22 @@ def create_service_app(
     return app
 
 
-def get_service(request: Request) -> Any:
-    """FastAPI dependency: the running service object (typed by each service's api module)."""
-    return request.app.state.service
+PartT = TypeVar("PartT")
+
+
+def service_part(attribute: str, kind: type[PartT]) -> Callable[[Request], Awaitable[PartT]]:
+    """FastAPI dependency: one part of the running service (its settings, database, ...).
+
+    `async` so FastAPI calls it inline rather than in a worker thread.
+    """
+
+    async def dependency(request: Request) -> PartT:
+        part = getattr(request.app.state.service, attribute)
+        if not isinstance(part, kind):
+            raise TypeError(f"service.{attribute} is {type(part).__name__}, not {kind.__name__}")
+        return part
+
+    return dependency
 
 
 def serve(

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
 from services.classifier.core import ClassificationContext, Classifier
 from shared.events import Author, Channel, Classification, Mention, MentionKind, utcnow
+from shared.service import service_part
 
 router = APIRouter(prefix="/v1", tags=["classifier"])
 
 
-async def loaded_classifier(request: Request) -> Classifier:
-    classifier: Classifier = request.app.state.service.classifier
-    return classifier
+LoadedClassifier = Annotated[Classifier, Depends(service_part("classifier", Classifier))]
 
 
 class ClassifyRequest(BaseModel):
@@ -33,9 +32,7 @@ class ClassifyRequest(BaseModel):
     response_model=Classification,
     summary="Classify one text (no velocity context, nothing published)",
 )
-async def classify(
-    body: ClassifyRequest, classifier: Annotated[Classifier, Depends(loaded_classifier)]
-) -> Classification:
+async def classify(body: ClassifyRequest, classifier: LoadedClassifier) -> Classification:
     platform_id = "adhoc"
     mention = Mention(
         mention_id=Mention.id_for(body.channel, platform_id),

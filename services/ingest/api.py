@@ -6,7 +6,7 @@ import hmac
 import uuid
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Header, Request, Response, status
+from fastapi import APIRouter, Depends, Header, Response, status
 from pydantic import BaseModel
 
 from services.ingest.config import IngestSettings
@@ -16,24 +16,15 @@ from services.ingest.metrics import MENTIONS_REJECTED
 from shared.events import TraceContext
 from shared.http import trace_context
 from shared.problems import Problem
+from shared.service import service_part
 
 router = APIRouter(prefix="/v1", tags=["ingest"])
 
 RETRY_AFTER_SECONDS = "5"
 
 
-async def mention_acceptor(request: Request) -> MentionAcceptor:
-    acceptor: MentionAcceptor = request.app.state.service.acceptor
-    return acceptor
-
-
-async def ingest_settings(request: Request) -> IngestSettings:
-    settings: IngestSettings = request.app.state.service.settings
-    return settings
-
-
-Acceptor = Annotated[MentionAcceptor, Depends(mention_acceptor)]
-Settings = Annotated[IngestSettings, Depends(ingest_settings)]
+Acceptor = Annotated[MentionAcceptor, Depends(service_part("acceptor", MentionAcceptor))]
+Settings = Annotated[IngestSettings, Depends(service_part("settings", IngestSettings))]
 Trace = Annotated[TraceContext, Depends(trace_context)]
 
 

@@ -7,9 +7,8 @@ signature is 401 and nothing is published; a payload that is not the platform's 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from datetime import datetime
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 import orjson
 from fastapi import APIRouter, Depends, Query, Request, status
@@ -17,6 +16,7 @@ from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, SecretStr
 
 from services.ingest.api import Acceptor, Settings, Trace, accept_or_503, require_api_token
+from services.ingest.config import IngestSettings
 from services.ingest.core import (
     ParseResult,
     PayloadError,
@@ -28,11 +28,14 @@ from services.ingest.core import (
     x,
     youtube,
 )
+from services.ingest.handlers import MentionAcceptor
 from services.ingest.metrics import MENTIONS_REJECTED
+from shared.events import TraceContext
 from shared.problems import Problem
 
 router = APIRouter(prefix="/v1/webhooks", tags=["platform webhooks"])
 Parser = Callable[..., ParseResult]
+Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
 
 
 class WebhookAccepted(BaseModel):
@@ -55,36 +58,46 @@ def _json(body: bytes, adapter: str) -> Any:
         raise Problem(400, "Bad Request", "the body is not valid JSON") from None
 
 
-def _parse(
-    parser: Parser,
-    payload: Any,
-    brands: Mapping[str, str],
+async def _receive(
+    request: Request,
+    settings: IngestSettings,
+    acceptor: MentionAcceptor,
+    trace: TraceContext,
+    *,
     adapter: str,
-    received_at: datetime | None = None,
-) -> ParseResult:
+    parser: Parser,
+    signature_valid: Callable[[bytes], bool] | None = None,
+    raw_body: bool = False,
+) -> WebhookAccepted:
+    """Check the signature on the raw bytes, parse with the platform's normalizer, accept."""
+    body = await request.body()
+    if signature_valid is not None and not signature_valid(body):
+        MENTIONS_REJECTED.labels(adapter, "signature").inc()
+        raise Problem(401, "Unauthorized", "the signature does not match the body")
+    payload = body if raw_body else _json(body, adapter)
     try:
-        return parser(payload, brands=brands, received_at=received_at)
+        parsed = parser(payload, brands=settings.brand_accounts.get(adapter, {}))
     except PayloadError as exc:
         MENTIONS_REJECTED.labels(adapter, "invalid").inc()
         field = exc.field or "body"
         raise Problem(
             422, "Unprocessable Content", str(exc), errors=[{"field": field, "message": str(exc)}]
         ) from None
-
-
-async def _accept(
-    parsed: ParseResult, adapter: str, acceptor: Acceptor, trace: Trace
-) -> WebhookAccepted:
     result = await accept_or_503(acceptor, parsed, trace, adapter)
     return WebhookAccepted(
         accepted=len(result.accepted), duplicates=len(result.duplicates), ignored=result.ignored
     )
 
 
-def _verified(adapter: str, valid: bool) -> None:
-    if not valid:
-        MENTIONS_REJECTED.labels(adapter, "signature").inc()
-        raise Problem(401, "Unauthorized", "the signature does not match the body")
+def _accepting(path: str, summary: str, **options: Any) -> Callable[[Endpoint], Endpoint]:
+    """`@router.post` for an endpoint that answers 202 with the accepted/duplicate counts."""
+    return router.post(
+        path,
+        summary=summary,
+        status_code=status.HTTP_202_ACCEPTED,
+        response_model=WebhookAccepted,
+        **options,
+    )
 
 
 # -- X (Account Activity API) ---------------------------------------------------------------
@@ -96,23 +109,21 @@ async def x_crc(
     return {"response_token": x.crc_response_token(crc_token, secret)}
 
 
-@router.post(
-    "/x",
-    status_code=status.HTTP_202_ACCEPTED,
-    response_model=WebhookAccepted,
-    summary="X Account Activity events (signed)",
-)
+@_accepting("/x", "X Account Activity events (signed)")
 async def x_events(
-    request: Request,
-    settings: Settings,
-    acceptor: Acceptor,
-    trace: Trace,
+    request: Request, settings: Settings, acceptor: Acceptor, trace: Trace
 ) -> WebhookAccepted:
     secret = _secret(settings.x_consumer_secret, "x")
-    body = await request.body()
-    _verified("x", x.verify_x_signature(body, request.headers.get(x.SIGNATURE_HEADER), secret))
-    parsed = _parse(x.parse, _json(body, "x"), settings.brand_accounts.get("x", {}), "x")
-    return await _accept(parsed, "x", acceptor, trace)
+    header = request.headers.get(x.SIGNATURE_HEADER)
+    return await _receive(
+        request,
+        settings,
+        acceptor,
+        trace,
+        adapter="x",
+        parser=x.parse,
+        signature_valid=lambda body: x.verify_x_signature(body, header, secret),
+    )
 
 
 # -- Meta (Facebook Pages, Instagram) --------------------------------------------------------
@@ -125,67 +136,38 @@ async def meta_verify(request: Request, settings: Settings) -> str:
     return challenge
 
 
-@router.post(
-    "/meta",
-    status_code=status.HTTP_202_ACCEPTED,
-    response_model=WebhookAccepted,
-    summary="Facebook Page and Instagram events (signed)",
-)
+@_accepting("/meta", "Facebook Page and Instagram events (signed)")
 async def meta_events(
-    request: Request,
-    settings: Settings,
-    acceptor: Acceptor,
-    trace: Trace,
-) -> WebhookAccepted:
-    secret = _secret(settings.meta_app_secret, "meta")
-    body = await request.body()
-    _verified(
-        "meta", meta.verify_meta_signature(body, request.headers.get(meta.SIGNATURE_HEADER), secret)
-    )
-    parsed = _parse(
-        meta.parse, _json(body, "meta"), settings.brand_accounts.get("meta", {}), "meta"
-    )
-    return await _accept(parsed, "meta", acceptor, trace)
-
-
-# -- Platforms delivered by pollers or relays (bearer token) ---------------------------------
-def _json_adapter(adapter: str, parser: Parser, summary: str) -> None:
-    @router.post(
-        f"/{adapter}",
-        status_code=status.HTTP_202_ACCEPTED,
-        response_model=WebhookAccepted,
-        summary=summary,
-        dependencies=[Depends(require_api_token)],
-        name=f"{adapter}_events",
-    )
-    async def events(
-        request: Request,
-        settings: Settings,
-        acceptor: Acceptor,
-        trace: Trace,
-    ) -> WebhookAccepted:
-        payload = _json(await request.body(), adapter)
-        parsed = _parse(parser, payload, settings.brand_accounts.get(adapter, {}), adapter)
-        return await _accept(parsed, adapter, acceptor, trace)
-
-
-_json_adapter("youtube", youtube.parse, "YouTube Data API comment threads or comments")
-_json_adapter("reddit", reddit.parse, "Reddit listings of posts (t3) and comments (t1)")
-_json_adapter("google-business", google_business.parse, "Google Business Profile reviews")
-_json_adapter("trustpilot", trustpilot.parse, "Trustpilot service reviews")
-
-
-@router.post(
-    "/email",
-    status_code=status.HTTP_202_ACCEPTED,
-    response_model=WebhookAccepted,
-    summary="One RFC 5322 message (message/rfc822 body)",
-    dependencies=[Depends(require_api_token)],
-)
-async def email_message(
     request: Request, settings: Settings, acceptor: Acceptor, trace: Trace
 ) -> WebhookAccepted:
-    parsed = _parse(
-        email.parse, await request.body(), settings.brand_accounts.get("email", {}), "email"
+    secret = _secret(settings.meta_app_secret, "meta")
+    header = request.headers.get(meta.SIGNATURE_HEADER)
+    return await _receive(
+        request,
+        settings,
+        acceptor,
+        trace,
+        adapter="meta",
+        parser=meta.parse,
+        signature_valid=lambda body: meta.verify_meta_signature(body, header, secret),
     )
-    return await _accept(parsed, "email", acceptor, trace)
+
+
+# -- Platforms delivered by pollers or relays (bearer token when configured) ------------------
+def _unsigned_adapter(adapter: str, parser: Parser, summary: str, raw_body: bool = False) -> None:
+    @_accepting(
+        f"/{adapter}", summary, dependencies=[Depends(require_api_token)], name=f"{adapter}_events"
+    )
+    async def events(
+        request: Request, settings: Settings, acceptor: Acceptor, trace: Trace
+    ) -> WebhookAccepted:
+        return await _receive(
+            request, settings, acceptor, trace, adapter=adapter, parser=parser, raw_body=raw_body
+        )
+
+
+_unsigned_adapter("youtube", youtube.parse, "YouTube Data API comment threads or comments")
+_unsigned_adapter("reddit", reddit.parse, "Reddit listings of posts (t3) and comments (t1)")
+_unsigned_adapter("google-business", google_business.parse, "Google Business Profile reviews")
+_unsigned_adapter("trustpilot", trustpilot.parse, "Trustpilot service reviews")
+_unsigned_adapter("email", email.parse, "One RFC 5322 message (message/rfc822 body)", True)

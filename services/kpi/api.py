@@ -4,28 +4,23 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 
 from services.kpi.config import KpiSettings
 from services.kpi.handlers import KpiProjector
+from shared.service import service_part
 
 router = APIRouter(prefix="/v1", tags=["kpi"])
 
 
-async def projector(request: Request) -> KpiProjector:
-    loaded: KpiProjector = request.app.state.service.projector
-    return loaded
-
-
-async def kpi_settings(request: Request) -> KpiSettings:
-    settings: KpiSettings = request.app.state.service.settings
-    return settings
+Projector = Annotated[KpiProjector, Depends(service_part("projector", KpiProjector))]
+Settings = Annotated[KpiSettings, Depends(service_part("settings", KpiSettings))]
 
 
 @router.get("/kpis/sla", summary="First-response SLA figures over the trailing window")
 async def sla(
-    kpis: Annotated[KpiProjector, Depends(projector)],
-    settings: Annotated[KpiSettings, Depends(kpi_settings)],
+    kpis: Projector,
+    settings: Settings,
 ) -> dict[str, Any]:
     report = await kpis.refresh()
     return {

@@ -6,7 +6,7 @@ import hmac
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Request, status
+from fastapi import APIRouter, Depends, Header, status
 from pydantic import AnyHttpUrl, BaseModel, Field, field_validator
 
 from services.router import repository
@@ -15,24 +15,15 @@ from services.router.webhooks import new_secret
 from shared.db import Database
 from shared.events import Priority
 from shared.problems import Problem
+from shared.service import service_part
 from shared.topics import CASES
 
 router = APIRouter(prefix="/v1", tags=["router"])
 WEBHOOK_EVENT_TYPES = sorted(t.value for t in CASES.event_types)
 
 
-async def router_settings(request: Request) -> RouterSettings:
-    settings: RouterSettings = request.app.state.service.settings
-    return settings
-
-
-async def database(request: Request) -> Database:
-    db: Database = request.app.state.service.database
-    return db
-
-
-Settings = Annotated[RouterSettings, Depends(router_settings)]
-DB = Annotated[Database, Depends(database)]
+Settings = Annotated[RouterSettings, Depends(service_part("settings", RouterSettings))]
+DB = Annotated[Database, Depends(service_part("database", Database))]
 
 
 async def require_admin(

@@ -81,7 +81,9 @@ async def test_malformed_messages_are_dead_lettered_and_consumers_continue(
             assert (
                 await client.post(f"{stack.url('ingest')}/v1/mentions", json=body)
             ).status_code == 202
-    await eventually(lambda: receiver.matching(for_conversation(conversation, "case.responded")))
+    await eventually(
+        lambda: bool(receiver.matching(for_conversation(conversation, "case.responded")))
+    )
 
     async def kpi_moved() -> bool:
         return await _responded(stack) > responded_before

@@ -60,7 +60,9 @@ async def test_mention_becomes_a_signed_case_webhook(stack: Stack, receiver: Rec
     assert response.status_code == 202, response.text
     mention_id = response.json()["id"]
 
-    await eventually(lambda: receiver.matching(for_conversation(conversation, "case.created")))
+    await eventually(
+        lambda: bool(receiver.matching(for_conversation(conversation, "case.created")))
+    )
     [event] = receiver.matching(for_conversation(conversation, "case.created"))
     data = event["data"]
     assert data["mention"]["text"] == complaint
@@ -84,7 +86,9 @@ async def test_mention_becomes_a_signed_case_webhook(stack: Stack, receiver: Rec
         assert (
             await client.post(f"{stack.url('ingest')}/v1/mentions", json=reply)
         ).status_code == 202
-    await eventually(lambda: receiver.matching(for_conversation(conversation, "case.responded")))
+    await eventually(
+        lambda: bool(receiver.matching(for_conversation(conversation, "case.responded")))
+    )
 
     async def kpi_counts_the_answer() -> bool:
         async with httpx.AsyncClient() as client:

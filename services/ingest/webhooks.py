@@ -109,23 +109,6 @@ async def x_crc(
     return {"response_token": x.crc_response_token(crc_token, secret)}
 
 
-@_accepting("/x", "X Account Activity events (signed)")
-async def x_events(
-    request: Request, settings: Settings, acceptor: Acceptor, trace: Trace
-) -> WebhookAccepted:
-    secret = _secret(settings.x_consumer_secret, "x")
-    header = request.headers.get(x.SIGNATURE_HEADER)
-    return await _receive(
-        request,
-        settings,
-        acceptor,
-        trace,
-        adapter="x",
-        parser=x.parse,
-        signature_valid=lambda body: x.verify_x_signature(body, header, secret),
-    )
-
-
 # -- Meta (Facebook Pages, Instagram) --------------------------------------------------------
 @router.get("/meta", response_class=PlainTextResponse, summary="Meta verification handshake")
 async def meta_verify(request: Request, settings: Settings) -> str:
@@ -136,21 +119,51 @@ async def meta_verify(request: Request, settings: Settings) -> str:
     return challenge
 
 
-@_accepting("/meta", "Facebook Page and Instagram events (signed)")
-async def meta_events(
-    request: Request, settings: Settings, acceptor: Acceptor, trace: Trace
-) -> WebhookAccepted:
-    secret = _secret(settings.meta_app_secret, "meta")
-    header = request.headers.get(meta.SIGNATURE_HEADER)
-    return await _receive(
-        request,
-        settings,
-        acceptor,
-        trace,
-        adapter="meta",
-        parser=meta.parse,
-        signature_valid=lambda body: meta.verify_meta_signature(body, header, secret),
-    )
+# -- Signed platform events --------------------------------------------------------------
+SignatureCheck = Callable[[bytes, str | None, str], bool]
+
+
+def _signed_adapter(
+    adapter: str,
+    parser: Parser,
+    summary: str,
+    secret_of: Callable[[IngestSettings], SecretStr | None],
+    header: str,
+    verify: SignatureCheck,
+) -> None:
+    @_accepting(f"/{adapter}", summary, name=f"{adapter}_events")
+    async def events(
+        request: Request, settings: Settings, acceptor: Acceptor, trace: Trace
+    ) -> WebhookAccepted:
+        secret = _secret(secret_of(settings), adapter)
+        signature = request.headers.get(header)
+        return await _receive(
+            request,
+            settings,
+            acceptor,
+            trace,
+            adapter=adapter,
+            parser=parser,
+            signature_valid=lambda body: verify(body, signature, secret),
+        )
+
+
+_signed_adapter(
+    "x",
+    x.parse,
+    "X Account Activity events (signed)",
+    lambda s: s.x_consumer_secret,
+    x.SIGNATURE_HEADER,
+    x.verify_x_signature,
+)
+_signed_adapter(
+    "meta",
+    meta.parse,
+    "Facebook Page and Instagram events (signed)",
+    lambda s: s.meta_app_secret,
+    meta.SIGNATURE_HEADER,
+    meta.verify_meta_signature,
+)
 
 
 # -- Platforms delivered by pollers or relays (bearer token when configured) ------------------

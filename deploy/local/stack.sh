@@ -24,6 +24,7 @@ bootstrap() {
   fi
   "$REPO_DIR/deploy/local/kafka.sh" install
   "$REPO_DIR/deploy/local/postgres.sh" install
+  "$REPO_DIR/deploy/local/prometheus.sh" install
 }
 
 export_env() {
@@ -72,12 +73,14 @@ up() {
   infra_up
   for name in "${SERVICES[@]}"; do start_service "$name"; done
   wait_ready
+  "$REPO_DIR/deploy/local/prometheus.sh" start
 }
 
 down() {
   local name
   stop_pid "$STATE_DIR/run/receiver.pid" receiver
   for name in "${SERVICES[@]}"; do stop_pid "$STATE_DIR/run/$name.pid" "$name"; done
+  "$REPO_DIR/deploy/local/prometheus.sh" stop
   "$REPO_DIR/deploy/local/kafka.sh" stop
   "$REPO_DIR/deploy/local/postgres.sh" stop
 }
@@ -86,6 +89,7 @@ status() {
   local name
   "$REPO_DIR/deploy/local/kafka.sh" status
   "$REPO_DIR/deploy/local/postgres.sh" status
+  "$REPO_DIR/deploy/local/prometheus.sh" status
   for name in "${SERVICES[@]}"; do
     if pid_alive "$STATE_DIR/run/$name.pid"; then
       printf '%s: running (pid %s) ' "$name" "$(cat "$STATE_DIR/run/$name.pid")"
@@ -126,6 +130,9 @@ run_tests() {
   # The tests get their own state dir and ports, so a running `make up` stack is untouched.
   export SCS_STATE_DIR="$REPO_DIR/.state/test"
   export SCS_LOCAL_KAFKA_PORT=19092 SCS_LOCAL_KAFKA_CONTROLLER_PORT=19093 SCS_LOCAL_PG_PORT=15432
+  export SCS_LOCAL_PROMETHEUS_PORT=19090
+  # The integration tests run the services on these ports (tests/integration/conftest.py).
+  export SCS_LOCAL_PROMETHEUS_TARGETS=127.0.0.1:18001,127.0.0.1:18002,127.0.0.1:18003,127.0.0.1:18004
   exec "$REPO_DIR/deploy/local/test.sh" "$@"
 }
 

@@ -36,6 +36,7 @@ from services.ingest.handlers import mention_event_id
 from shared.events import EventType, TraceContext, new_envelope
 from shared.kafka import ensure_topics
 from shared.migrate import upgrade
+from shared.settings import ConnectionSettings, load_settings
 from shared.topics import MENTIONS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -100,10 +101,8 @@ async def main() -> None:
     parser.add_argument("--max-seconds", type=float, default=60)
     parser.add_argument("--seconds", type=float, default=10, help="wrk duration")
     args = parser.parse_args()
-    bootstrap = os.environ.get("SCS_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
-    database_url = os.environ.get(
-        "SCS_DATABASE_URL", "postgresql+asyncpg://scs:scs@127.0.0.1:5432/scs"
-    )
+    connections = load_settings(ConnectionSettings)
+    bootstrap, database_url = connections.kafka_bootstrap_servers, connections.database_url
     await asyncio.to_thread(upgrade, database_url)
     await ensure_topics(bootstrap)
     run = uuid.uuid4().hex[:8]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -11,6 +10,7 @@ from typing import Annotated
 import typer
 
 from services.classifier.cli import classifier_app, classify_command
+from shared.settings import ConnectionSettings, load_settings
 
 app = typer.Typer(
     help="SCS Router: route social customer service interactions.", no_args_is_help=True
@@ -50,12 +50,8 @@ def serve(service: ServiceName) -> None:
     run()
 
 
-def _database_url() -> str:
-    return os.environ.get("SCS_DATABASE_URL", "postgresql+asyncpg://scs:scs@127.0.0.1:5432/scs")
-
-
-def _bootstrap() -> str:
-    return os.environ.get("SCS_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+def _connections() -> ConnectionSettings:
+    return load_settings(ConnectionSettings)
 
 
 @db_app.command("upgrade")
@@ -63,7 +59,7 @@ def db_upgrade(revision: str = "head") -> None:
     """Apply migrations up to REVISION (SCS_DATABASE_URL)."""
     from shared.migrate import upgrade
 
-    upgrade(_database_url(), revision)
+    upgrade(_connections().database_url, revision)
     typer.echo(f"database at {revision}")
 
 
@@ -72,7 +68,7 @@ def topics_create() -> None:
     """Create every topic and dead-letter topic with its partitions (idempotent)."""
     from shared.kafka import ensure_topics
 
-    created = asyncio.run(ensure_topics(_bootstrap()))
+    created = asyncio.run(ensure_topics(_connections().kafka_bootstrap_servers))
     typer.echo(f"created {len(created)} topics" + (f": {', '.join(created)}" if created else ""))
 
 

@@ -18,7 +18,9 @@ def _common(name: str) -> AliasChoices:
     return AliasChoices(f"SCS_{name}", f"scs_{name.lower()}")
 
 
-class ServiceSettings(BaseSettings):
+class ConnectionSettings(BaseSettings):
+    """Where Kafka and PostgreSQL are, and for which tenant: all a command-line tool needs."""
+
     model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, frozen=True)
 
     tenant: str = Field(
@@ -31,19 +33,6 @@ class ServiceSettings(BaseSettings):
         default="postgresql+asyncpg://scs:scs@127.0.0.1:5432/scs",
         validation_alias=_common("DATABASE_URL"),
     )
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
-        default="INFO", validation_alias=_common("LOG_LEVEL")
-    )
-    host: str = Field(default="127.0.0.1", validation_alias=_common("HOST"))
-    # Kubernetes and compose both give 30 s before SIGKILL; finish in-flight work well before.
-    shutdown_grace_seconds: float = Field(
-        default=20.0, gt=0, le=300, validation_alias=_common("SHUTDOWN_GRACE_SECONDS")
-    )
-    # Records handled per consumer batch: bounds memory and the work redone after a crash.
-    consumer_batch_max_records: int = Field(
-        default=500, ge=1, le=10_000, validation_alias=_common("CONSUMER_BATCH_MAX_RECORDS")
-    )
-    port: int = Field(ge=1, le=65535)
 
     @field_validator("kafka_bootstrap_servers")
     @classmethod
@@ -62,7 +51,25 @@ class ServiceSettings(BaseSettings):
         return value
 
 
-SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
+class ServiceSettings(ConnectionSettings):
+    """What every service adds: logging, HTTP, shutdown and consumer limits."""
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", validation_alias=_common("LOG_LEVEL")
+    )
+    host: str = Field(default="127.0.0.1", validation_alias=_common("HOST"))
+    # Kubernetes and compose both give 30 s before SIGKILL; finish in-flight work well before.
+    shutdown_grace_seconds: float = Field(
+        default=20.0, gt=0, le=300, validation_alias=_common("SHUTDOWN_GRACE_SECONDS")
+    )
+    # Records handled per consumer batch: bounds memory and the work redone after a crash.
+    consumer_batch_max_records: int = Field(
+        default=500, ge=1, le=10_000, validation_alias=_common("CONSUMER_BATCH_MAX_RECORDS")
+    )
+    port: int = Field(ge=1, le=65535)
+
+
+SettingsT = TypeVar("SettingsT", bound=ConnectionSettings)
 
 
 def load_settings(settings_class: type[SettingsT]) -> SettingsT:

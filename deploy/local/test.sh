@@ -21,4 +21,11 @@ export SCS_TEST_KAFKA_BOOTSTRAP_SERVERS="$KAFKA_HOST:$KAFKA_PORT"
 export SCS_TEST_PROMETHEUS_URL="http://127.0.0.1:${SCS_LOCAL_PROMETHEUS_PORT:-9090}"
 export SCS_TEST_DATABASE_URL="postgresql+asyncpg://$PG_USER:$PG_USER@127.0.0.1:$PG_PORT/${PG_DB}_test"
 cd "$REPO_DIR"
+# Static checks first: a lint or type error fails the suite like a failing test.
+if [[ $# -eq 0 ]]; then
+  log "ruff and mypy"
+  "$VENV_DIR/bin/ruff" check --quiet .
+  "$VENV_DIR/bin/ruff" format --check --quiet .
+  "$VENV_DIR/bin/mypy" shared services bench tests
+fi
 "$VENV_DIR/bin/python" -m pytest "$@"

@@ -6,6 +6,7 @@ default rules needs no ML dependency and starts fast.
 
 from __future__ import annotations
 
+import gc
 import sys
 from collections.abc import Iterator
 from enum import StrEnum
@@ -100,6 +101,21 @@ def _error(number: int, record_id: Any, message: str) -> None:
 
 def classify_stream(classifier: Classifier, source: IO[bytes], sink: IO[bytes]) -> int:
     """NDJSON in, one JSON line out per good input; bad lines go to stderr. Returns the count."""
+    # Reference counting frees each batch; left on its own, the cyclic collector would run every
+    # 700 allocations and rescan what lives on (10-15% of the run). One young-generation pass
+    # per batch still frees any cycle a trained model makes.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _classify_lines(classifier, source, sink, collecting)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _classify_lines(
+    classifier: Classifier, source: IO[bytes], sink: IO[bytes], collect: bool
+) -> int:
     written = 0
     pending: list[tuple[Any, tuple[Mention, ClassificationContext]]] = []
 
@@ -114,6 +130,8 @@ def classify_stream(classifier: Classifier, source: IO[bytes], sink: IO[bytes]) 
         )
         written += len(pending)
         pending.clear()
+        if collect:
+            gc.collect(0)
 
     for number, line in _lines(source):
         record_id: Any = None

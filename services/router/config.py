@@ -17,8 +17,11 @@ class RouterSettings(ServiceSettings):
     webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
     # Deliveries in flight at once, across endpoints.
     webhook_concurrency: int = Field(default=16, ge=1, le=256)
-    # Attempts before a delivery is given up (the schedule is in handlers.RETRY_SCHEDULE).
-    webhook_max_attempts: int = Field(default=8, ge=1, le=20)
+    # Wait before each retry of a failed delivery: quick at first (a receiver restarting), then
+    # widening so an endpoint down for hours is not hammered. After the last, it is failed.
+    webhook_retry_delays_seconds: list[float] = Field(
+        default_factory=lambda: [5.0, 30.0, 120.0, 600.0, 1800.0, 3600.0, 10800.0], max_length=20
+    )
     # Allow http:// and private addresses for endpoints (local stacks and tests only).
     webhook_allow_insecure_urls: bool = False
     # Minutes to a first public or private answer, by priority (JSON object, e.g.

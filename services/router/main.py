@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 from fastapi import FastAPI
 
@@ -33,7 +34,7 @@ class RouterService(Service[RouterSettings]):
             self.database,
             timeout_seconds=settings.webhook_timeout_seconds,
             concurrency=settings.webhook_concurrency,
-            max_attempts=settings.webhook_max_attempts,
+            retry_delays=[timedelta(seconds=s) for s in settings.webhook_retry_delays_seconds],
             due=self.deliveries_due,
         )
 

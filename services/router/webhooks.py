@@ -27,18 +27,6 @@ from shared.events import utcnow
 
 log = logging.getLogger(__name__)
 
-# Delay before attempt n+1 after n failures: quick at first (a receiver restarting), then
-# widening so an endpoint that is down for hours is not hammered.
-RETRY_SCHEDULE = (
-    timedelta(seconds=5),
-    timedelta(seconds=30),
-    timedelta(minutes=2),
-    timedelta(minutes=10),
-    timedelta(minutes=30),
-    timedelta(hours=1),
-    timedelta(hours=3),
-    timedelta(hours=6),
-)
 IDLE_POLL_SECONDS = 1.0
 
 
@@ -66,13 +54,13 @@ class WebhookDispatcher:
         *,
         timeout_seconds: float,
         concurrency: int,
-        max_attempts: int,
+        retry_delays: list[timedelta],
         due: asyncio.Event,
     ) -> None:
         self._db = db
         self._timeout = timeout_seconds
         self._concurrency = concurrency
-        self._max_attempts = max_attempts
+        self._retry_delays = retry_delays
         self._due = due
         self._client = httpx.AsyncClient(timeout=timeout_seconds, follow_redirects=False)
 
@@ -120,7 +108,7 @@ class WebhookDispatcher:
             values |= {"status": "delivered", "delivered_at": utcnow()}
             WEBHOOK_DELIVERIES.labels("delivered").inc()
             WEBHOOK_LAG_SECONDS.observe((utcnow() - row["created_at"]).total_seconds())
-        elif attempts >= self._max_attempts:
+        elif attempts > len(self._retry_delays):
             values |= {"status": "failed"}
             WEBHOOK_DELIVERIES.labels("failed").inc()
             log.warning(
@@ -128,8 +116,7 @@ class WebhookDispatcher:
                 extra={"delivery_id": str(row["delivery_id"]), "error": error},
             )
         else:
-            delay = RETRY_SCHEDULE[min(attempts - 1, len(RETRY_SCHEDULE) - 1)]
-            values |= {"next_attempt_at": utcnow() + delay}
+            values |= {"next_attempt_at": utcnow() + self._retry_delays[attempts - 1]}
             WEBHOOK_DELIVERIES.labels("retry").inc()
         async with self._db.begin() as conn:
             await repository.record_attempt(conn, row["delivery_id"], values)

@@ -144,6 +144,7 @@ async def stack(prepared: Infra, tmp_path_factory: pytest.TempPathFactory) -> As
         "SCS_ROUTER_WEBHOOK_ALLOW_INSECURE_URLS": "true",
         "SCS_KPI_REFRESH_SECONDS": "1",
         "SCS_SHUTDOWN_GRACE_SECONDS": "10",
+        "SCS_ROUTER_WEBHOOK_RETRY_DELAYS_SECONDS": "[0.5, 0.5, 0.5]",
         "SCS_INGEST_X_CONSUMER_SECRET": X_SECRET,
         "SCS_INGEST_META_APP_SECRET": META_SECRET,
         "SCS_INGEST_META_VERIFY_TOKEN": META_VERIFY_TOKEN,

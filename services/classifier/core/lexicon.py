@@ -157,8 +157,10 @@ class LexiconSet:
     languages: dict[str, Lexicon]
     rules: Rules
     symbols: dict[str, float]
-    # All symbols, and the ASCII emoticons alone: an ASCII-only text needs only the short one.
-    symbol_pattern: re.Pattern[str] | None
+    # ASCII emoticons and the other symbols (emoji) apart: ':' is in every link, emoji are rare,
+    # and a text runs a pattern only when it holds one of that pattern's first characters.
+    emoji_pattern: re.Pattern[str] | None
+    emoji_starts: frozenset[str]
     emoticon_pattern: re.Pattern[str] | None
     emoticon_starts: frozenset[str]
     rating_pattern: re.Pattern[str]
@@ -285,17 +287,20 @@ def _compile_language(document: dict[str, Any]) -> Lexicon:
     )
 
 
-def _symbol_pattern(symbols: Iterable[str]) -> re.Pattern[str] | None:
+def _symbol_pattern(symbols: Iterable[str], suffix: str = "") -> re.Pattern[str] | None:
     ordered = sorted(symbols, key=len, reverse=True)
-    return re.compile("|".join(re.escape(symbol) for symbol in ordered)) if ordered else None
+    if not ordered:
+        return None
+    return re.compile(f"(?:{'|'.join(re.escape(symbol) for symbol in ordered)}){suffix}")
 
 
 def _rating_pattern(words: Iterable[str]) -> re.Pattern[str]:
     star_words = "|".join(sorted((re.escape(term_key(w)) for w in words), key=len, reverse=True))
-    # Both alternatives start with a digit, which lets the regex engine skip ahead fast.
+    # Both alternatives start with a digit; the leading lookahead says so to the regex engine,
+    # which then skips to the next digit in C instead of trying both at every character.
     return re.compile(
-        rf"(\d(?:[.,]5)?)\s*(?:/|out of|de|sur|su|von)\s*(5|10)(?![\d/])"
-        rf"|([0-5])\s*(?:{star_words})\b"
+        rf"(?=[0-9])(?:(\d(?:[.,]5)?)\s*(?:/|out of|de|sur|su|von)\s*(5|10)(?![\d/])"
+        rf"|([0-5])\s*(?:{star_words})\b)"
     )
 
 
@@ -310,13 +315,17 @@ def load_lexicons(extra_dirs: Sequence[Path | str] = ()) -> LexiconSet:
         document.setdefault("language", stem)
         languages[str(document["language"])] = _compile_language(document)
     symbols = {str(k).lower(): float(v) for k, v in (common.get("symbols") or {}).items()}
+    emoticons = [symbol for symbol in symbols if symbol.isascii()]
+    emoji = [symbol for symbol in symbols if not symbol.isascii()]
     return LexiconSet(
         languages=languages,
         rules=rules,
         symbols=symbols,
-        symbol_pattern=_symbol_pattern(symbols),
-        emoticon_pattern=_symbol_pattern(symbol for symbol in symbols if symbol.isascii()),
-        emoticon_starts=frozenset(symbol[0] for symbol in symbols if symbol.isascii()),
+        emoji_pattern=_symbol_pattern(emoji),
+        emoji_starts=frozenset(symbol[0] for symbol in emoji),
+        # "https://" holds ":/": an emoticon is never followed by a slash
+        emoticon_pattern=_symbol_pattern(emoticons, suffix="(?!/)"),
+        emoticon_starts=frozenset(symbol[0] for symbol in emoticons),
         rating_pattern=_rating_pattern(common.get("rating_words") or ["star", "stars"]),
         spam_patterns=tuple(str(p) for p in common.get("spam_patterns") or ()),
         sources=tuple(str(d) for d in dirs),

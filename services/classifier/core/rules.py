@@ -55,23 +55,24 @@ def _scan(words: list[str], lexicon: Lexicon, lexicons: LexiconSet, result: Anal
     last_negator = -100
     boost_at = -1
     boost = 1.0
-    position = 0
-    count = len(words)
-    while position < count:
-        longest = starts.get(words[position])
-        if longest is None:
-            position += 1
+    end = 0
+    # Only words that start a term matter; a comprehension finds them at C speed.
+    for position in [index for index, word in enumerate(words) if word in starts]:
+        if position < end:  # inside the longer term just matched
             continue
+        longest = starts[words[position]]
         entry = None
-        end = position + 1
-        for size in range(min(longest, count - position), 0, -1):
-            entry = entries.get(" ".join(words[position : position + size]))
-            if entry is not None:
-                end = position + size
-                break
-        if entry is None:
-            position += 1
-            continue
+        if longest == 1:
+            entry = entries[words[position]]
+            end = position + 1
+        else:
+            for size in range(min(longest, len(words) - position), 0, -1):
+                entry = entries.get(" ".join(words[position : position + size]))
+                if entry is not None:
+                    end = position + size
+                    break
+            if entry is None:
+                continue
         negated = position - last_negator <= window
         if entry.polarity:
             value = entry.polarity * (boost if boost_at == position else 1.0)
@@ -102,7 +103,6 @@ def _scan(words: list[str], lexicon: Lexicon, lexicons: LexiconSet, result: Anal
         if entry.contrast and current is after:
             before, after = after, []
             current = after
-        position = end
     if before:
         result.polarity = sum(before) * rules.before_contrast + sum(after) * rules.after_contrast
     else:
@@ -112,13 +112,14 @@ def _scan(words: list[str], lexicon: Lexicon, lexicons: LexiconSet, result: Anal
 def _signals(text: str, lowered: str, lexicons: LexiconSet, result: Analysis) -> float:
     """Language-neutral polarity: emoji, emoticons, star ratings."""
     polarity = 0.0
-    if lowered.isascii():
-        # an ASCII text can only hold emoticons, and only if one of their first characters is in
-        has_start = any(start in lowered for start in lexicons.emoticon_starts)
-        pattern = lexicons.emoticon_pattern if has_start else None
-    else:
-        pattern = lexicons.symbol_pattern
-    if pattern is not None:
+    patterns = (
+        (lexicons.emoticon_starts, lexicons.emoticon_pattern),
+        (lexicons.emoji_starts, lexicons.emoji_pattern),
+    )
+    for starts, pattern in patterns:
+        # isdisjoint walks the text in C; most texts hold no emoji, and an ASCII text none at all
+        if pattern is None or starts.isdisjoint(lowered):
+            continue
         for symbol in pattern.findall(lowered):
             value = lexicons.symbols[symbol]
             polarity += value

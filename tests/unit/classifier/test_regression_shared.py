@@ -17,6 +17,7 @@ from services.classifier.core import Classifier, default_lexicons
 from services.classifier.core.models import (
     COMPLAINT_LABELS,
     SENTIMENT_LABELS,
+    cross_validate,
     evaluate,
     fit_model,
     load_labeled_csv,
@@ -28,8 +29,9 @@ from .conftest import DATA
 
 ENGLISH_TRAINED_FLOOR = 0.75
 ENGLISH_TARGET = 0.80
-ENGLISH_RULES_FLOOR = 0.57
-SPANISH_RULES_FLOOR = 0.43
+ENGLISH_RULES_FLOOR = 0.59
+SPANISH_RULES_FLOOR = 0.46
+SPANISH_CV_FLOOR = 0.54
 SPANISH_TARGET = 0.60
 COMPLAINT_TARGET = 0.80
 SPANISH_COMPLAINT_FLOOR = 0.72
@@ -52,7 +54,7 @@ def test_english_trained_model_floor(english_trained_f1: float) -> None:
     assert english_trained_f1 >= ENGLISH_TRAINED_FLOOR
 
 
-@pytest.mark.xfail(strict=True, reason="measured 0.767; the 0.80 target is not reached yet")
+@pytest.mark.xfail(strict=True, reason="measured 0.766; the 0.80 target is not reached yet")
 def test_english_trained_model_target(english_trained_f1: float) -> None:
     assert english_trained_f1 >= ENGLISH_TARGET
 
@@ -70,9 +72,19 @@ def test_spanish_rules_floor(spanish_rules_f1: float) -> None:
     assert spanish_rules_f1 >= SPANISH_RULES_FLOOR
 
 
-@pytest.mark.xfail(strict=True, reason="measured 0.445 (rules), 0.555 (5-fold CV trained)")
-def test_spanish_target(spanish_rules_f1: float) -> None:
-    assert spanish_rules_f1 >= SPANISH_TARGET
+@pytest.fixture(scope="module")
+def spanish_cv_f1(shared_data: Path) -> float:
+    """`evaluate --data airline_es_dev.csv --cv 5`: the figure the Spanish target is set on."""
+    return cross_validate(shared_data / "airline_es_dev.csv", 5).macro_f1
+
+
+def test_spanish_cross_validated_floor(spanish_cv_f1: float) -> None:
+    assert spanish_cv_f1 >= SPANISH_CV_FLOOR
+
+
+@pytest.mark.xfail(strict=True, reason="measured 0.56 (5-fold CV trained); rules alone 0.479")
+def test_spanish_target(spanish_cv_f1: float) -> None:
+    assert spanish_cv_f1 >= SPANISH_TARGET
 
 
 def _held_out_f1(path: Path) -> float:

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from fastapi import FastAPI
 
-from services.ingest import api, webhooks
+from services.ingest import api, platforms
 from services.ingest.config import IngestSettings
 from services.ingest.handlers import MentionAcceptor
 from shared.http import BodySizeLimit
@@ -50,7 +50,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
     settings = settings or load_settings(IngestSettings)
     app = create_service_app(
         IngestService(settings),
-        [api.router, webhooks.router],
+        [api.router, platforms.router],
         title="SCS Router — ingest",
         description="Turns platform webhooks and exports into normalized mentions on Kafka.",
     )

@@ -103,6 +103,23 @@ class Service(Generic[SettingsT]):
         self._tasks.append(task)
         return task
 
+    def every(
+        self, seconds: float, job: Callable[[], Awaitable[object]], name: str
+    ) -> asyncio.Task[Any]:
+        """Run `job` now and then every `seconds`; a failure is logged and retried next time."""
+
+        async def repeat() -> None:
+            while True:
+                try:
+                    await job()
+                except Exception:
+                    log.warning(
+                        "periodic job %r failed; next try in %.0f s", name, seconds, exc_info=True
+                    )
+                await asyncio.sleep(seconds)
+
+        return self.spawn(repeat(), name)
+
     @staticmethod
     def _report_crash(task: asyncio.Task[Any]) -> None:
         if not task.cancelled() and task.exception() is not None:

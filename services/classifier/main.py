@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import timedelta
 
@@ -52,15 +51,7 @@ class ClassifierService(Service[ClassifierSettings]):
                 max_batch_records=self.settings.consumer_batch_max_records,
             )
         )
-        self.spawn(self._prune_forever(), "prune velocity signals")
-
-    async def _prune_forever(self) -> None:
-        while True:
-            try:
-                await self.handler.prune()
-            except Exception:
-                log.warning("pruning velocity signals failed", exc_info=True)
-            await asyncio.sleep(PRUNE_EVERY_SECONDS)
+        self.every(PRUNE_EVERY_SECONDS, self.handler.prune, "prune velocity signals")
 
 
 def create_app(settings: ClassifierSettings | None = None) -> FastAPI:

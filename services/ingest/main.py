@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import timedelta
 
@@ -33,17 +32,7 @@ class IngestService(Service[IngestSettings]):
         )
 
     async def on_connected(self) -> None:
-        self.spawn(self._prune_forever(), "prune dedupe window")
-
-    async def _prune_forever(self) -> None:
-        while True:
-            try:
-                removed = await self.acceptor.prune()
-                if removed:
-                    log.info("pruned dedupe window", extra={"removed": removed})
-            except Exception:
-                log.warning("pruning the dedupe window failed", exc_info=True)
-            await asyncio.sleep(PRUNE_EVERY_SECONDS)
+        self.every(PRUNE_EVERY_SECONDS, self.acceptor.prune, "prune dedupe window")
 
 
 def create_app(settings: IngestSettings | None = None) -> FastAPI:

@@ -13,6 +13,8 @@ from shared.db import Database
 from shared.events import CaseEvent, Envelope, EventType, utcnow
 
 log = logging.getLogger(__name__)
+# Event ids are remembered while Kafka may still redeliver them: the topics keep 7 days.
+APPLIED_EVENTS_KEPT = timedelta(days=8)
 
 
 class KpiProjector:
@@ -54,3 +56,7 @@ class KpiProjector:
             facts = await repository.facts_since(conn, self._tenant, now - self._window)
         self.report = sla_report(facts, now)
         return self.report
+
+    async def prune(self) -> None:
+        async with self._db.begin() as conn:
+            await repository.forget_applied(conn, utcnow() - APPLIED_EVENTS_KEPT)

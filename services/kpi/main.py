@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import timedelta
 
@@ -19,6 +18,7 @@ from shared.settings import load_settings
 from shared.topics import CASES
 
 log = logging.getLogger(__name__)
+PRUNE_EVERY_SECONDS = 3600
 
 
 class KpiService(Service[KpiSettings]):
@@ -42,15 +42,8 @@ class KpiService(Service[KpiSettings]):
                 max_batch_records=self.settings.consumer_batch_max_records,
             )
         )
-        self.spawn(self._refresh_forever(), "refresh sla report")
-
-    async def _refresh_forever(self) -> None:
-        while True:
-            try:
-                await self.projector.refresh()
-            except Exception:
-                log.warning("sla report refresh failed", exc_info=True)
-            await asyncio.sleep(self.settings.refresh_seconds)
+        self.every(self.settings.refresh_seconds, self.projector.refresh, "refresh sla report")
+        self.every(PRUNE_EVERY_SECONDS, self.projector.prune, "prune applied event ids")
 
     async def on_stopping(self) -> None:
         REGISTRY.unregister(self._collector)

@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, DateTime, Integer, String, Table, Uuid, func, select
+from sqlalchemy import Column, DateTime, Integer, String, Table, Uuid, delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -87,3 +87,7 @@ async def facts_since(conn: AsyncConnection, tenant: str, since: datetime) -> li
     return [
         CaseFacts.model_validate({**row._mapping, "case_id": str(row.case_id)}) for row in result
     ]
+
+
+async def forget_applied(conn: AsyncConnection, older_than: datetime) -> None:
+    await conn.execute(delete(applied_events).where(applied_events.c.applied_at < older_than))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import orjson
@@ -32,6 +33,8 @@ from shared.topics import CASES
 
 log = logging.getLogger(__name__)
 OUTBOX_BATCH = 500
+# Published case events stay in the outbox a day, for inspection; Kafka holds them after that.
+OUTBOX_KEPT = timedelta(days=1)
 
 
 def webhook_body(event: Envelope[CaseEvent]) -> bytes:
@@ -172,3 +175,7 @@ class CaseRouter:
                         conn, [row["event_id"] for row in rows], utcnow()
                     )
                 published += len(rows)
+
+    async def prune_outbox(self) -> None:
+        async with self._db.begin() as conn:
+            await repository.prune_outbox(conn, utcnow() - OUTBOX_KEPT)

@@ -16,6 +16,8 @@ from shared.service import Service, create_service_app, serve
 from shared.settings import load_settings
 from shared.topics import CLASSIFICATIONS
 
+PRUNE_EVERY_SECONDS = 3600
+
 
 class RouterService(Service[RouterSettings]):
     name = "router"
@@ -51,6 +53,7 @@ class RouterService(Service[RouterSettings]):
             )
         )
         self.spawn(self.dispatcher.run(), "webhook dispatcher")
+        self.every(PRUNE_EVERY_SECONDS, self.case_router.prune_outbox, "prune published outbox")
 
     async def on_stopping(self) -> None:
         await self.dispatcher.close()

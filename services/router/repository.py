@@ -23,6 +23,7 @@ from sqlalchemy import (
     UniqueConstraint,
     Uuid,
     and_,
+    delete,
     func,
     select,
     update,
@@ -254,3 +255,7 @@ async def mark_outbox_published(
     await conn.execute(
         update(outbox).where(outbox.c.event_id.in_(event_ids)).values(published_at=now)
     )
+
+
+async def prune_outbox(conn: AsyncConnection, published_before: datetime) -> None:
+    await conn.execute(delete(outbox).where(outbox.c.published_at < published_before))

@@ -113,23 +113,39 @@ def classify_stream(classifier: Classifier, source: IO[bytes], sink: IO[bytes]) 
             gc.enable()
 
 
+# A line with only these keys makes a Mention with every other field at its default.
+_PLAIN_KEYS = frozenset({"id", "text"})
+_MAX_TEXT = 20_000  # Mention.text's max_length
+
+
 def _classify_lines(
     classifier: Classifier, source: IO[bytes], sink: IO[bytes], collect: bool
 ) -> int:
     written = 0
+    out: list[bytes] = []
     pending: list[tuple[Any, tuple[Mention, ClassificationContext]]] = []
+    # Rules only: a plain {"id", "text"} line that a Mention would accept goes straight to the
+    # decisions, without building the pydantic Mention and Classification (same output; see
+    # test_fast_paths). A trained model predicts whole batches, so it keeps the general path.
+    plain = classifier.sentiment_model is None and classifier.complaint_model is None
+    dumps = orjson.dumps
+    newline = b"\n"
+
+    def classify_pending() -> None:
+        results = classifier.classify_batch([item for _, item in pending])
+        out.extend(
+            dumps(classification_record(record_id, result)) + newline
+            for (record_id, _), result in zip(pending, results, strict=True)
+        )
+        pending.clear()
 
     def flush() -> None:
         nonlocal written
-        results = classifier.classify_batch([item for _, item in pending])
-        sink.write(
-            b"".join(
-                orjson.dumps(classification_record(record_id, result)) + b"\n"
-                for (record_id, _), result in zip(pending, results, strict=True)
-            )
-        )
-        written += len(pending)
-        pending.clear()
+        if pending:
+            classify_pending()
+        sink.write(b"".join(out))
+        written += len(out)
+        out.clear()
         if collect:
             gc.collect(0)
 
@@ -140,15 +156,33 @@ def _classify_lines(
             if not isinstance(record, dict):
                 raise ValueError("not a JSON object")
             record_id = record.get("id")
+            text = record.get("text")
+            if (
+                plain
+                and record.keys() <= _PLAIN_KEYS
+                and isinstance(text, str)
+                and len(text) <= _MAX_TEXT
+                and record_id != ""
+            ):
+                out.append(dumps(classifier.plain_record(record_id, text)) + newline)
+                if len(out) >= _BATCH:
+                    flush()
+                continue
             mention = mention_from_record(record, str(number))
         except (ValueError, TypeError) as exc:
             _error(number, record_id, str(exc).splitlines()[0] if str(exc) else repr(exc))
             continue
-        pending.append((record_id, (mention, NO_CONTEXT)))
-        if len(pending) >= _BATCH:
+        if plain:
+            # rules decide one mention at a time: keep the output in input order
+            pending.append((record_id, (mention, NO_CONTEXT)))
+            classify_pending()
+        else:
+            pending.append((record_id, (mention, NO_CONTEXT)))
+            if len(pending) >= _BATCH:
+                flush()
+        if len(out) >= _BATCH:
             flush()
-    if pending:
-        flush()
+    flush()
     sink.flush()
     return written
 

@@ -18,7 +18,7 @@ import math
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -130,12 +130,12 @@ class Classifier:
 
     def analyze(self, mention: Mention) -> Analysis:
         """Language detection and one lexicon pass; mention.language wins when ingest set it."""
-        text = mention.text
+        return self._analyze_text(mention.text, mention.language, mention.rating)
+
+    def _analyze_text(self, text: str, language: str | None, rating: float | None) -> Analysis:
         normalized = normalize(text)
         words = tokenize(normalized)
-        language = (mention.language or "").split("-")[0].lower() or self.detector.detect(
-            text, words
-        )
+        language = (language or "").split("-")[0].lower() or self.detector.detect(text, words)
         return analyze(
             text,
             normalized,
@@ -143,8 +143,30 @@ class Classifier:
             self.lexicons.languages.get(language),
             self.lexicons,
             language or UNDETERMINED,
-            mention.rating,
+            rating,
         )
+
+    def plain_record(self, record_id: Any, text: str) -> dict[str, Any]:
+        """`classification_record` of a Mention with nothing but an id and a text, rules only.
+
+        The same analysis and decisions as `classify`, without building the pydantic Mention,
+        Sentiment and Classification: `scs classify` takes this path for {"id", "text"} lines
+        it has checked a Mention would accept (see cli.py).
+        """
+        analysis = self._analyze_text(text, None, None)
+        language, label, score, intents, complaint, risk, priority, reasons = self._verdict(
+            text, MentionKind.MENTION, 0, False, NO_CONTEXT, analysis, None, None
+        )
+        return {
+            "id": record_id,
+            "language": language,
+            "sentiment": {"label": label, "score": round(score, 4)},
+            "intents": intents,
+            "is_complaint": complaint,
+            "crisis_risk": risk,
+            "priority": priority,
+            "reasons": reasons,
+        }
 
     def topic_of(self, mention: Mention) -> str:
         return topic_key(mention, self.analyze(mention), self.lexicons)
@@ -187,7 +209,8 @@ class Classifier:
 
     def _sentiment(
         self, analysis: Analysis, probabilities: dict[str, float] | None, reasons: list[str]
-    ) -> Sentiment:
+    ) -> tuple[SentimentLabel, float]:
+        """Label and score (clamped to -1..1, as Sentiment requires)."""
         if probabilities is not None:
             label: SentimentLabel = max(
                 ("negative", "neutral", "positive"), key=lambda name: probabilities.get(name, 0.0)
@@ -208,12 +231,13 @@ class Classifier:
         if label != "neutral":
             detail = f": {_quote(terms)}" if terms else ""
             reasons.append(f"{label} sentiment {score:+.2f}{detail}")
-        return Sentiment(label=label, score=max(-1.0, min(1.0, score)))
+        return label, max(-1.0, min(1.0, score))
 
     def _is_complaint(
         self,
         analysis: Analysis,
-        sentiment: Sentiment,
+        label: SentimentLabel,
+        score: float,
         addressed: bool,
         probabilities: dict[str, float] | None,
         reasons: list[str],
@@ -222,22 +246,22 @@ class Classifier:
             verdict = probabilities.get("complaint", 0.0) >= 0.5
         else:
             rules = self.rules.complaint
-            score = (
+            evidence = (
                 analysis.complaint
                 + rules.incident_weight * len(analysis.incidents)
-                + rules.negativity_weight * max(0.0, -sentiment.score)
+                + rules.negativity_weight * max(0.0, -score)
             )
-            if sentiment.label == "positive":
-                score *= rules.praise_discount
+            if label == "positive":
+                evidence *= rules.praise_discount
             # A neutral news item about a price rise is not a complaint: it takes a customer's
             # voice, or at least a negative experience.
             voiced = (
                 analysis.personal
                 or addressed
-                or sentiment.label == "negative"
+                or label == "negative"
                 or analysis.complaint >= rules.threshold
             )
-            verdict = score >= rules.threshold and voiced
+            verdict = evidence >= rules.threshold and voiced
         if verdict:
             terms = analysis.complaint_terms or [
                 term for terms in analysis.incidents.values() for term in terms
@@ -261,17 +285,18 @@ class Classifier:
 
     def _crisis_risk(
         self,
-        mention: Mention,
+        followers: int,
+        verified: bool,
         context: ClassificationContext,
         analysis: Analysis,
-        sentiment: Sentiment,
+        score: float,
         complaint: bool,
         reasons: list[str],
     ) -> float:
         rules = self.rules.crisis
-        negativity = max(-sentiment.score, rules.complaint_negativity if complaint else 0.0, 0.0)
+        negativity = max(-score, rules.complaint_negativity if complaint else 0.0, 0.0)
         gate = rules.gate_floor + (1.0 - rules.gate_floor) * negativity
-        parts = [rules.negativity * max(0.0, -sentiment.score)]
+        parts = [rules.negativity * max(0.0, -score)]
         if complaint:
             parts.append(rules.complaint)
         if analysis.crisis:
@@ -283,12 +308,11 @@ class Classifier:
             parts.append(min(vocabulary, 0.95) * (floor + (1.0 - floor) * negativity))
             for name, terms in sorted(analysis.crisis.items()):
                 reasons.append(f"crisis vocabulary ({name.replace('_', ' ')}): {_quote(terms)}")
-        followers = mention.author.followers
         reach = (math.log10(followers + 1) - rules.reach_floor_log10) / rules.reach_span_log10
         if reach > 0:
             parts.append(min(reach, 1.0) * rules.reach_weight * gate)
             reasons.append(f"author reach {_followers(followers)} followers")
-        if mention.author.verified:
+        if verified:
             parts.append(rules.verified_weight * gate)
             reasons.append("verified author")
         velocity = context.similar_negative_recent
@@ -310,23 +334,20 @@ class Classifier:
         sentiment_probabilities: dict[str, float] | None,
         complaint_probabilities: dict[str, float] | None,
     ) -> Classification:
-        reasons: list[str] = []
-        addressed = analysis.direct or "@" in mention.text or mention.kind in _ADDRESSED_KINDS
-        sentiment = self._sentiment(analysis, sentiment_probabilities, reasons)
-        spam = self._is_spam(analysis, reasons)
-        complaint = not spam and self._is_complaint(
-            analysis, sentiment, addressed, complaint_probabilities, reasons
+        author = mention.author
+        language, label, score, intents, complaint, risk, priority, reasons = self._verdict(
+            mention.text,
+            mention.kind,
+            author.followers,
+            author.verified,
+            context,
+            analysis,
+            sentiment_probabilities,
+            complaint_probabilities,
         )
-        risk = (
-            0.0
-            if spam
-            else self._crisis_risk(mention, context, analysis, sentiment, complaint, reasons)
-        )
-        intents = self._intents(analysis, sentiment, complaint, spam, risk, reasons)
-        priority = self._priority(mention, analysis, sentiment, intents, addressed, risk, reasons)
         return Classification(
-            language=analysis.language,
-            sentiment=sentiment,
+            language=language,
+            sentiment=Sentiment(label=label, score=score),
             intents=intents,
             is_complaint=complaint,
             crisis_risk=risk,
@@ -335,10 +356,42 @@ class Classifier:
             model=self.name,
         )
 
+    def _verdict(
+        self,
+        text: str,
+        kind: MentionKind,
+        followers: int,
+        verified: bool,
+        context: ClassificationContext,
+        analysis: Analysis,
+        sentiment_probabilities: dict[str, float] | None,
+        complaint_probabilities: dict[str, float] | None,
+    ) -> tuple[str, SentimentLabel, float, list[Intent], bool, float, Priority, list[str]]:
+        """Every decision, as plain values: (language, label, score, intents, complaint, risk,
+        priority, reasons)."""
+        reasons: list[str] = []
+        addressed = analysis.direct or "@" in text or kind in _ADDRESSED_KINDS
+        label, score = self._sentiment(analysis, sentiment_probabilities, reasons)
+        spam = self._is_spam(analysis, reasons)
+        complaint = not spam and self._is_complaint(
+            analysis, label, score, addressed, complaint_probabilities, reasons
+        )
+        risk = (
+            0.0
+            if spam
+            else self._crisis_risk(
+                followers, verified, context, analysis, score, complaint, reasons
+            )
+        )
+        intents = self._intents(analysis, label, score, complaint, spam, risk, reasons)
+        priority = self._priority(kind, analysis, label, intents, addressed, risk, reasons)
+        return analysis.language, label, score, intents, complaint, risk, priority, reasons
+
     def _intents(
         self,
         analysis: Analysis,
-        sentiment: Sentiment,
+        label: SentimentLabel,
+        score: float,
         complaint: bool,
         spam: bool,
         risk: float,
@@ -358,11 +411,7 @@ class Classifier:
         if analysis.request_terms:
             intents.append(Intent.REQUEST)
             reasons.append(f"request: {_quote(analysis.request_terms)}")
-        if (
-            sentiment.label == "positive"
-            and not complaint
-            and (analysis.praise_terms or sentiment.score >= 0.6)
-        ):
+        if label == "positive" and not complaint and (analysis.praise_terms or score >= 0.6):
             intents.append(Intent.PRAISE)
         if analysis.crisis and risk >= self.rules.crisis.crisis_signal_at:
             intents.append(Intent.CRISIS_SIGNAL)
@@ -370,16 +419,16 @@ class Classifier:
 
     def _priority(
         self,
-        mention: Mention,
+        kind: MentionKind,
         analysis: Analysis,
-        sentiment: Sentiment,
+        label: SentimentLabel,
         intents: list[Intent],
         addressed: bool,
         risk: float,
         reasons: list[str],
     ) -> Priority:
         rules = self.rules.priority
-        if mention.kind == MentionKind.REPLY:
+        if kind == MentionKind.REPLY:
             reasons.append("the brand's own reply")
             return Priority.P4
         if Intent.SPAM in intents:
@@ -388,7 +437,7 @@ class Classifier:
             reasons.append(f"crisis risk {risk:.2f} >= {rules.p1_at:.2f}")
             return Priority.P1
         high = {Intent.COMPLAINT, Intent.INCIDENT, Intent.REQUEST, Intent.CRISIS_SIGNAL}
-        if high.intersection(intents) or sentiment.label == "negative":
+        if high.intersection(intents) or label == "negative":
             return Priority.P2
         if Intent.QUESTION in intents and (addressed or analysis.urgent):
             reasons.append("direct question" if addressed else "urgent question")
@@ -399,7 +448,7 @@ class Classifier:
         if Intent.QUESTION in intents:
             reasons.append("question not addressed to the brand")
             return Priority.P4
-        if Intent.PRAISE in intents or sentiment.label == "positive":
+        if Intent.PRAISE in intents or label == "positive":
             reasons.append("positive experience")
             return Priority.P4
         if addressed:

@@ -1,7 +1,9 @@
 """Plain records <-> Mention and Classification, for the CLI and offline evaluation.
 
 `scs classify` and `scs classifier evaluate` build the same Mention the ingest service would, so
-what is measured offline is the code path that runs in production.
+what is measured offline is the code path that runs in production. (A plain {"id", "text"} line
+under the default rules skips the pydantic models but not the analysis or the decisions: see
+`Classifier.plain_record`.)
 """
 
 from __future__ import annotations

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from services.classifier.core import Classifier, mention_from_record
+import io
+
+import orjson
+
+from services.classifier.cli import classify_stream
+from services.classifier.core import Classifier, classification_record, mention_from_record
 from services.classifier.core.text import normalize
 from shared.events import Channel, Mention
 
@@ -41,3 +46,36 @@ def test_emoji_and_rating_in_accented_text(classifier: Classifier) -> None:
     )
     assert "😡" in analysis.negative_terms
     assert analysis.stars == 1.0
+
+
+_PLAIN_TEXTS = [
+    "@united I'm Cancelled Flighting my #mileageplus card and I will NEVER do business again.",
+    "Me han perdido la maleta, exijo una solución YA!! 😡 1/5",
+    "thanks @JetBlue, great crew :) https://t.co/x",
+    "¿Dónde está mi pedido? Llevo dos semanas esperando",
+    "",
+    "ok",
+]
+
+
+def test_plain_record_is_the_classification_record(classifier: Classifier) -> None:
+    for number, text in enumerate(_PLAIN_TEXTS):
+        for record_id in (number, f"id-{number}", None):
+            mention = mention_from_record({"id": record_id, "text": text}, str(number))
+            expected = classification_record(record_id, classifier.classify(mention))
+            assert orjson.dumps(classifier.plain_record(record_id, text)) == orjson.dumps(expected)
+
+
+def test_ndjson_plain_and_general_lines_agree(classifier: Classifier) -> None:
+    lines = [{"id": i, "text": t} for i, t in enumerate(_PLAIN_TEXTS)]
+    # extra keys take the general path; the output is the same and keeps input order
+    lines += [{"id": f"x{i}", "text": t, "brand": None} for i, t in enumerate(_PLAIN_TEXTS)]
+    lines += [{"id": "", "text": "empty id"}, {"id": 9, "text": "x" * 20_001}]
+    source = b"".join(orjson.dumps(line) + b"\n" for line in lines)
+    sink = io.BytesIO()
+    assert classify_stream(classifier, io.BytesIO(source), sink) == 2 * len(_PLAIN_TEXTS)
+    out = [orjson.loads(line) for line in sink.getvalue().splitlines()]
+    assert [row["id"] for row in out] == [line["id"] for line in lines[: len(out)]]
+    assert [{**row, "id": None} for row in out[: len(_PLAIN_TEXTS)]] == [
+        {**row, "id": None} for row in out[len(_PLAIN_TEXTS) :]
+    ]

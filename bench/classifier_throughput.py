@@ -42,7 +42,7 @@ def _texts() -> tuple[list[str], str]:
     return texts, ", ".join(path.name for path in files)
 
 
-def _best_rate(count: int, run: Callable[[], object], repeat: int) -> float:
+def best_rate(count: int, run: Callable[[], object], repeat: int) -> float:
     best = float("inf")
     for _ in range(repeat):
         started = time.perf_counter()
@@ -67,13 +67,13 @@ def main() -> None:
         classifier.classify(mention)
 
     rates = {
-        "vader polarity_scores": _best_rate(
+        "vader polarity_scores": best_rate(
             len(texts), lambda: [vader.polarity_scores(t) for t in texts], args.repeat
         ),
-        "default classify()": _best_rate(
+        "default classify()": best_rate(
             len(texts), lambda: [classifier.classify(m) for m in mentions], args.repeat
         ),
-        "scs classify (NDJSON end to end)": _best_rate(
+        "scs classify (NDJSON end to end)": best_rate(
             len(texts),
             lambda: classify_stream(classifier, io.BytesIO(ndjson), io.BytesIO()),
             args.repeat,

@@ -18,7 +18,7 @@ import math
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -54,14 +54,13 @@ class ClassificationContext(BaseModel):
 NO_CONTEXT = ClassificationContext()
 
 
-class TextModel:
+class TextModel(Protocol):
     """A trained model: class probabilities for texts, for one target (sentiment or complaint)."""
 
     name: str
     target: Literal["sentiment", "complaint"]
 
-    def predict_proba(self, texts: Sequence[str]) -> list[dict[str, float]]:
-        raise NotImplementedError
+    def predict_proba(self, texts: Sequence[str]) -> list[dict[str, float]]: ...
 
 
 def _quote(terms: Sequence[str], limit: int = 3) -> str:

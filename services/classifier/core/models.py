@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from .classifier import NO_CONTEXT, Classifier, TextModel
+from .classifier import NO_CONTEXT, Classifier
 from .lexicon import default_lexicons
 from .records import mention_from_record
 from .text import normalize, strip_urls
@@ -168,7 +168,7 @@ def build_pipeline(c: float = 4.0) -> Any:
     return make_pipeline(features, LogisticRegression(C=c, max_iter=3000, class_weight="balanced"))
 
 
-class SklearnTextModel(TextModel):
+class SklearnTextModel:
     """A trained pipeline with its target and provenance, as saved by `train`."""
 
     def __init__(self, pipeline: Any, target: Target, name: str, card: dict[str, Any]) -> None:

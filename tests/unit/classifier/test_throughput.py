@@ -10,27 +10,17 @@ losing a quarter of its speed) still crosses. Best of 3 rounds.
 from __future__ import annotations
 
 import io
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import orjson
 import pytest
 
+from bench.classifier_throughput import best_rate
 from services.classifier.cli import classify_stream
 from services.classifier.core import Classifier
 from services.classifier.core.models import load_labeled_csv
 
 REGRESSION_FLOOR = 0.6
-
-
-def _best_rate(count: int, run: Callable[[], object], rounds: int = 3) -> float:
-    best = float("inf")
-    for _ in range(rounds):
-        started = time.perf_counter()
-        run()
-        best = min(best, time.perf_counter() - started)
-    return count / best
 
 
 @pytest.fixture(scope="module")
@@ -43,9 +33,9 @@ def ndjson_ratio(shared_data: Path) -> float:
     classifier = Classifier.default()
     classifier.warm_up()
     vader = SentimentIntensityAnalyzer()
-    reference = _best_rate(len(texts), lambda: [vader.polarity_scores(t) for t in texts])
-    rate = _best_rate(
-        len(texts), lambda: classify_stream(classifier, io.BytesIO(ndjson), io.BytesIO())
+    reference = best_rate(len(texts), lambda: [vader.polarity_scores(t) for t in texts], 3)
+    rate = best_rate(
+        len(texts), lambda: classify_stream(classifier, io.BytesIO(ndjson), io.BytesIO()), 3
     )
     return rate / reference
 

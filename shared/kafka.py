@@ -21,6 +21,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import (
+    CommitFailedError,
     ConsumerStoppedError,
     KafkaConnectionError,
     KafkaError,
@@ -238,8 +239,8 @@ class EventConsumer:
                 )
             except ConsumerStoppedError:
                 return
-            except KafkaConnectionError:
-                log.warning("kafka unreachable; retrying fetch", exc_info=True)
+            except KafkaError:
+                log.warning("fetch failed; retrying", exc_info=True)
                 await asyncio.sleep(1)
                 continue
             for partition, records in batches.items():
@@ -247,10 +248,22 @@ class EventConsumer:
                     if self._stopping.is_set():
                         # Not handled, not committed: the next owner of the partition gets them.
                         return
+                    if partition not in self._consumer.assignment():
+                        continue  # revoked by a rebalance while an earlier batch ran
                     try:
                         await self._process(partition, records)
                     except _Stopping:
                         return
+                    except CommitFailedError:
+                        # The group rebalanced under us: the new owner redoes the batch, and
+                        # the handlers are idempotent, so nothing is lost or doubled.
+                        log.warning("commit refused after a rebalance", exc_info=True)
+                    except Exception:
+                        # E.g. the dead-letter topic unreachable: fetch the batch again later
+                        # rather than let the consumer task die.
+                        log.error("batch failed; it will be fetched again", exc_info=True)
+                        self._consumer.seek(partition, records[0].offset)
+                        await asyncio.sleep(1)
 
     async def _process(
         self, partition: TopicPartition, records: list[ConsumerRecord[bytes, bytes]]

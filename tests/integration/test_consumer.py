@@ -4,7 +4,10 @@ dead-letters the one event that can never succeed, commits only after the handle
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -16,14 +19,6 @@ from tests.integration.conftest import Infra, eventually, read_topic
 from tests.unit.test_events import a_mention
 
 
-def fresh_topic() -> Topic:
-    return Topic(
-        f"test.consumer-{uuid.uuid4().hex[:8]}.v1",
-        frozenset({EventType.MENTION_RECEIVED}),
-        partitions=1,
-    )
-
-
 def mentions(count: int) -> list[Mention]:
     return [
         a_mention(platform_id=str(n), mention_id=Mention.id_for(a_mention().channel, str(n)))
@@ -31,9 +26,22 @@ def mentions(count: int) -> list[Mention]:
     ]
 
 
-async def run_consumer(
-    infra: Infra, topic: Topic, handler: Any, group: str
-) -> tuple[EventConsumer, EventProducer, asyncio.Task[None]]:
+@dataclass
+class Consuming:
+    topic: Topic
+    group: str
+    consumer: EventConsumer
+
+
+@contextlib.asynccontextmanager
+async def consuming(infra: Infra, handler: Any) -> AsyncIterator[Consuming]:
+    """Five mentions on a fresh topic, consumed by `handler` until the block ends."""
+    topic = Topic(
+        f"test.consumer-{uuid.uuid4().hex[:8]}.v1",
+        frozenset({EventType.MENTION_RECEIVED}),
+        partitions=1,
+    )
+    await ensure_topics(infra.bootstrap, [topic])
     producer = EventProducer(infra.bootstrap, "test")
     await producer.start()
     await producer.publish_many(
@@ -49,6 +57,7 @@ async def run_consumer(
             for m in mentions(5)
         ],
     )
+    group = f"g-{uuid.uuid4().hex[:6]}"
     consumer = EventConsumer(
         topic=topic,
         group_id=group,
@@ -57,7 +66,13 @@ async def run_consumer(
         producer=producer,
     )
     await consumer.start()
-    return consumer, producer, asyncio.create_task(consumer.run())
+    task = asyncio.create_task(consumer.run())
+    try:
+        yield Consuming(topic, group, consumer)
+    finally:
+        await consumer.stop()
+        await task
+        await producer.stop()
 
 
 async def committed(infra: Infra, topic: Topic, group: str) -> int | None:
@@ -71,8 +86,6 @@ async def committed(infra: Infra, topic: Topic, group: str) -> int | None:
 
 
 async def test_transient_failures_are_retried_and_committed_once(prepared: Infra) -> None:
-    topic = fresh_topic()
-    await ensure_topics(prepared.bootstrap, [topic])
     calls: list[int] = []
     handled: list[str] = []
 
@@ -82,23 +95,15 @@ async def test_transient_failures_are_retried_and_committed_once(prepared: Infra
             raise OSError("database down")
         handled.extend(str(e.data.platform_id) for e in envelopes)
 
-    group = f"g-{uuid.uuid4().hex[:6]}"
-    consumer, producer, task = await run_consumer(prepared, topic, flaky, group)
-    try:
+    async with consuming(prepared, flaky) as run:
         await eventually(lambda: len(handled) == 5, timeout=60)
-        await eventually(lambda: consumer.is_running())
-    finally:
-        await consumer.stop()
-        await task
-        await producer.stop()
+        await eventually(run.consumer.is_running)
     assert sorted(handled) == ["0", "1", "2", "3", "4"]
     assert calls[:2] == [5, 5]  # the whole batch was retried, nothing skipped
-    assert await committed(prepared, topic, group) == 5
+    assert await committed(prepared, run.topic, run.group) == 5
 
 
 async def test_an_event_that_always_fails_is_isolated_and_dead_lettered(prepared: Infra) -> None:
-    topic = fresh_topic()
-    await ensure_topics(prepared.bootstrap, [topic])
     handled: list[str] = []
 
     async def picky(envelopes: list[Any]) -> None:
@@ -106,16 +111,10 @@ async def test_an_event_that_always_fails_is_isolated_and_dead_lettered(prepared
             raise ValueError("this one can never be processed")
         handled.extend(str(e.data.platform_id) for e in envelopes)
 
-    group = f"g-{uuid.uuid4().hex[:6]}"
-    consumer, producer, task = await run_consumer(prepared, topic, picky, group)
-    try:
+    async with consuming(prepared, picky) as run:
         await eventually(lambda: len(handled) == 4, timeout=60)
-    finally:
-        await consumer.stop()
-        await task
-        await producer.stop()
     assert sorted(handled) == ["0", "1", "2", "4"]
-    dead = await read_topic(prepared.bootstrap, topic.dead_letter)
+    dead = await read_topic(prepared.bootstrap, run.topic.dead_letter)
     assert len(dead) == 1
     assert b"can never be processed" in dict(dead[0].headers)["scs-dlq-error"]
-    assert await committed(prepared, topic, group) == 5
+    assert await committed(prepared, run.topic, run.group) == 5

@@ -17,7 +17,7 @@ bootstrap() {
   if [[ ! -f $stamp || $(cat "$stamp") != "$wanted" ]]; then
     log "installing the project and its dependencies"
     if ! { "$VENV_DIR/bin/pip" install --upgrade pip \
-           && "$VENV_DIR/bin/pip" install -e "$REPO_DIR[dev,ml]"; } >"$STATE_DIR/logs/pip.log" 2>&1; then
+           && "$VENV_DIR/bin/pip" install -e "$REPO_DIR[dev,ml,transformer]"; } >"$STATE_DIR/logs/pip.log" 2>&1; then
       tail -n 40 "$STATE_DIR/logs/pip.log" >&2; log "pip install failed"; exit 1
     fi
     echo "$wanted" > "$stamp"

@@ -53,16 +53,31 @@ TargetArg = Annotated[
 ]
 
 
+EncoderOption = Annotated[
+    bool,
+    typer.Option(
+        "--encoder",
+        help="Also fine-tune multilingual-e5-small and average the two models "
+        "(the `transformer` extra; minutes instead of seconds)",
+    ),
+]
+
+
+def _progress(message: str) -> None:
+    typer.echo(message, err=True)
+
+
 @classifier_app.command()
 def train(
     data: DataOption,
     out: Annotated[Path | None, typer.Option("--out", help="Model file to write")] = None,
     target: TargetArg = None,
+    encoder: EncoderOption = False,
 ) -> None:
     """Train TF-IDF + lexicon features + logistic regression on a brand's labeled history."""
     from services.classifier.core.models import train as train_model
 
-    path = train_model(data, out, _target(target))
+    path = train_model(data, out, _target(target), encoder, _progress)
     typer.echo(f"model written to {path}")
     typer.echo("Write a model card (data, licence, figures) before shipping it as a default.")
 
@@ -77,13 +92,17 @@ def evaluate(
     cv: Annotated[
         int, typer.Option("--cv", min=0, help="Train and test by k-fold cross-validation")
     ] = 0,
+    encoder: EncoderOption = False,
 ) -> None:
     """Per-class precision/recall/F1, macro-F1, confusion matrix and throughput."""
     from services.classifier.core.models import cross_validate
     from services.classifier.core.models import evaluate as evaluate_model
 
     chosen = _target(target)
-    report = cross_validate(data, cv, chosen) if cv > 1 else evaluate_model(data, model, chosen)
+    if cv > 1:
+        report = cross_validate(data, cv, chosen, encoder, _progress)
+    else:
+        report = evaluate_model(data, model, chosen)
     typer.echo(report.format())
 
 

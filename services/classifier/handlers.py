@@ -7,12 +7,13 @@ events the router recognises as already seen.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from datetime import datetime, timedelta
 
 from services.classifier import repository
-from services.classifier.core import ClassificationContext, Classifier, topic_key
+from services.classifier.core import ClassificationContext, Classifier, ModelScores, topic_key
 from services.classifier.metrics import (
     CLASSIFY_SECONDS,
     INTENTS,
@@ -72,6 +73,18 @@ class MentionClassifier:
     async def handle(self, envelopes: list[Envelope[Mention]]) -> None:
         customer = [e.data for e in envelopes if e.data.kind is not MentionKind.REPLY]
         analyses = {m.mention_id: self._classifier.analyze(m) for m in customer}
+        scores: dict[uuid.UUID, ModelScores] = {}
+        if customer and self._classifier.has_models:
+            sentiments, complaints = await asyncio.to_thread(
+                self._classifier.model_scores, [m.text for m in customer]
+            )
+            scores = {
+                m.mention_id: (
+                    None if sentiments is None else [sentiments[index]],
+                    None if complaints is None else [complaints[index]],
+                )
+                for index, m in enumerate(customer)
+            }
         topics = {
             m.mention_id: topic_key(m, analyses[m.mention_id], self._classifier.lexicons)
             for m in customer
@@ -99,7 +112,9 @@ class MentionClassifier:
                     topic=topic,
                 )
                 classification = self._classifier.decide_batch(
-                    [(mention, context)], [analyses[mention.mention_id]]
+                    [(mention, context)],
+                    [analyses[mention.mention_id]],
+                    scores.get(mention.mention_id),
                 )[0]
                 _count(classification)
                 if is_negative_signal(classification):

@@ -52,6 +52,8 @@ class ClassificationContext(BaseModel):
 
 
 NO_CONTEXT = ClassificationContext()
+Probabilities = list[dict[str, float]]
+ModelScores = tuple[Probabilities | None, Probabilities | None]  # sentiment, complaint
 
 
 class TextModel(Protocol):
@@ -184,15 +186,26 @@ class Classifier:
         analyses = [self.analyze(mention) for mention, _ in items]
         return self.decide_batch(items, analyses)
 
+    @property
+    def has_models(self) -> bool:
+        return self.sentiment_model is not None or self.complaint_model is not None
+
+    def model_scores(self, texts: Sequence[str]) -> ModelScores:
+        """Trained models' class probabilities for a whole batch (the slow part: a fine-tuned
+        encoder runs at about 50 texts/s, so the service calls this in a worker thread)."""
+        sentiments = self.sentiment_model.predict_proba(texts) if self.sentiment_model else None
+        complaints = self.complaint_model.predict_proba(texts) if self.complaint_model else None
+        return sentiments, complaints
+
     def decide_batch(
         self,
         items: Sequence[tuple[Mention, ClassificationContext]],
         analyses: Sequence[Analysis],
+        scores: ModelScores | None = None,
     ) -> list[Classification]:
-        """Classifications from analyses already made (the velocity tracker needs them first)."""
-        texts = [mention.text for mention, _ in items]
-        sentiments = self.sentiment_model.predict_proba(texts) if self.sentiment_model else None
-        complaints = self.complaint_model.predict_proba(texts) if self.complaint_model else None
+        """Classifications from analyses (and model scores) already made: the velocity tracker
+        needs the analyses first."""
+        sentiments, complaints = scores or self.model_scores([m.text for m, _ in items])
         return [
             self._decide(
                 mention,

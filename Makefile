@@ -20,7 +20,7 @@ test:       ## The whole suite: unit + integration on a real Kafka and PostgreSQ
 	@deploy/local/stack.sh test
 
 test-unit:  ## Pure-core tests only (no Kafka, no PostgreSQL)
-	@deploy/local/stack.sh bootstrap && .venv/bin/python -m pytest tests/unit -q
+	@deploy/local/stack.sh bootstrap && .venv/bin/python -m pytest tests/unit -q $(PYTEST_ARGS)
 
 lint:
 	@.venv/bin/ruff check . && .venv/bin/ruff format --check .

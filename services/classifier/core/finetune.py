@@ -58,8 +58,9 @@ def encoder_input(text: str) -> str:
 
 
 @cache
-def _compiled(frozen_layers: int) -> tuple[Any, Any]:
-    """jit-compiled bottom (frozen) and top (tuned) halves, for one split point."""
+def _compiled() -> tuple[Any, Any]:
+    """jit-compiled bottom (frozen) and top (tuned) halves; any split point (jit retraces per
+    number of layers and per padded length)."""
     import jax
 
     config = load_weights().config
@@ -76,13 +77,12 @@ def _compiled(frozen_layers: int) -> tuple[Any, Any]:
             x = encoder_layer(layer, x, mask, config)
         return mean_pool(x, mask) @ params["head"]["weight"] + params["head"]["bias"]
 
-    del frozen_layers  # part of the cache key: the shapes of `layers` depend on it
     return jax.jit(bottom), jax.jit(top)
 
 
 def frozen_states(weights: EncoderWeights, frozen_layers: int, texts: Sequence[str]) -> list[Any]:
     """Each text's token states after the frozen layers (float16, one array per text)."""
-    bottom, _ = _compiled(frozen_layers)
+    bottom, _ = _compiled()
     sequences = [weights.tokenizer.encode(encoder_input(text)) for text in texts]
     layers = weights.layers[:frozen_layers]
     states: list[Any] = [None] * len(texts)
@@ -156,7 +156,7 @@ class EncoderClassifier:
         import optax
 
         weights = load_weights()
-        _, top = _compiled(recipe.frozen_layers)
+        _, top = _compiled()
         classes = sorted(set(labels))
         targets = np.array([classes.index(label) for label in labels])
         counts = np.bincount(targets, minlength=len(classes))
@@ -214,7 +214,7 @@ class EncoderClassifier:
     def predict_states(self, states: Sequence[Any]) -> np.ndarray:
         import jax
 
-        _, top = _compiled(self.recipe.frozen_layers)
+        _, top = _compiled()
         probabilities = np.zeros((len(states), len(self.classes)))
         order = np.argsort([len(s) for s in states], kind="stable")
         for start in range(0, len(order), ENCODE_BATCH):

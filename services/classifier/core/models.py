@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 Target = Literal["sentiment", "complaint"]
 SENTIMENT_LABELS = ("negative", "neutral", "positive")
 COMPLAINT_LABELS = ("complaint", "not_complaint")
-MODEL_FORMAT = 2
+MODEL_FORMAT = 2  # 2 added the optional fine-tuned encoder; files of format 1 still load
 _SENTIMENT_COLUMNS = ("airline_sentiment", "label", "sentiment")
 _COMPLAINT_COLUMNS = ("is_complaint", "complaint")
 _SENTIMENT_ALIASES = {
@@ -264,8 +264,8 @@ def load_model(path: Path) -> TrainedModel:
     import joblib
 
     document = joblib.load(path)
-    if not isinstance(document, dict) or document.get("format") != MODEL_FORMAT:
-        raise ValueError(f"{path}: not a model file of format {MODEL_FORMAT}")
+    if not isinstance(document, dict) or document.get("format") not in (1, MODEL_FORMAT):
+        raise ValueError(f"{path}: not a model file of format 1 or {MODEL_FORMAT}")
     tuned = None
     if "encoder" in document:
         from .finetune import EncoderClassifier, Recipe

@@ -1,5 +1,5 @@
 # SCS Router: the two commands are `make run` and `make test`.
-.PHONY: run up down status logs test test-unit lint typecheck bench clean
+.PHONY: run up down status logs test test-unit lint typecheck bench eval clean
 
 run:        ## Start everything, replay the sample, print a live summary; Ctrl-C stops all
 	@deploy/local/stack.sh run
@@ -27,6 +27,9 @@ lint:
 
 typecheck:
 	@.venv/bin/mypy shared services
+
+eval:       ## Train and measure the classifier on ../shared/data (the figures docs/classifier.md records)
+	@deploy/local/stack.sh bootstrap && .venv/bin/python bench/eval_classifier.py $(EVAL_ARGS)
 
 bench:
 	@deploy/local/stack.sh bootstrap && .venv/bin/python bench/classifier_throughput.py

@@ -55,7 +55,7 @@ def _connections() -> ConnectionSettings:
 
 
 @db_app.command("upgrade")
-def db_upgrade(revision: str = "head") -> None:
+def db_upgrade(revision: str = "heads") -> None:
     """Apply migrations up to REVISION (SCS_DATABASE_URL)."""
     from shared.migrate import upgrade
 
@@ -76,6 +76,10 @@ def topics_create() -> None:
 def ingest_replay(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="NDJSON or CSV")],
     url: Annotated[str, typer.Option(help="Ingest base URL")] = "http://127.0.0.1:8001",
+    token: Annotated[
+        str | None,
+        typer.Option(envvar="SCS_INGEST_API_TOKEN", help="Ingest bearer token", show_default=False),
+    ] = None,
     rate: Annotated[float | None, typer.Option(help="Rows per second at most")] = None,
     concurrency: Annotated[int, typer.Option(min=1, max=256)] = 8,
     rebase_time: Annotated[
@@ -94,6 +98,7 @@ def ingest_replay(
             replay(
                 file,
                 url=url,
+                token=token,
                 rate_per_second=rate,
                 concurrency=concurrency,
                 rebase=rebase_time,

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import hmac
+from collections.abc import Callable, Collection, Coroutine
+from typing import Annotated, Any
 
-from fastapi import Header
+from fastapi import Header, Request, Response
+from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.events import TraceContext
 from shared.metrics import HTTP_PROBLEMS
+from shared.problems import Problem
 
 
 async def trace_context(
@@ -74,3 +78,50 @@ class BodySizeLimit:
 
 class _TooLarge(Exception):
     pass
+
+
+def bearer_matches(authorization: str | None, accepted: Collection[str]) -> bool:
+    """True when `Authorization: Bearer <token>` carries one of the accepted tokens.
+
+    Every candidate is compared in constant time, so timing does not tell which one was close.
+    """
+    scheme, _, token = (authorization or "").partition(" ")
+    presented = token.strip().encode()
+    matched = False
+    for candidate in accepted:
+        matched |= bool(candidate) and hmac.compare_digest(presented, candidate.encode())
+    return scheme.lower() == "bearer" and matched
+
+
+AcceptedTokens = Callable[[Any], Collection[str] | None]
+
+
+def authenticated_route(accepted_tokens: AcceptedTokens, realm: str) -> type[APIRoute]:
+    """A route class whose endpoints check the bearer token *before* the body is read.
+
+    FastAPI reads and validates a body before it runs dependencies, so a dependency cannot keep
+    an anonymous client from making the service parse a large body. `accepted_tokens` gets the
+    running service and returns the tokens that open these routes, or None when they are open
+    on purpose (e.g. `SCS_INGEST_ALLOW_ANONYMOUS=true`).
+    """
+
+    class AuthenticatedRoute(APIRoute):
+        def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+            handler = super().get_route_handler()
+
+            async def checked(request: Request) -> Response:
+                accepted = accepted_tokens(request.app.state.service)
+                if accepted is not None and not bearer_matches(
+                    request.headers.get("authorization"), accepted
+                ):
+                    raise Problem(
+                        401,
+                        "Unauthorized",
+                        f"a valid bearer token ({realm}) is required",
+                        headers={"WWW-Authenticate": f'Bearer realm="{realm}"'},
+                    )
+                return await handler(request)
+
+            return checked
+
+    return AuthenticatedRoute

@@ -73,6 +73,7 @@ async def replay(
     path: Path,
     *,
     url: str,
+    token: str | None = None,
     rate_per_second: float | None,
     concurrency: int,
     rebase: bool,
@@ -100,7 +101,8 @@ async def replay(
         if delay > 0:
             await asyncio.sleep(delay)
 
-    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with httpx.AsyncClient(base_url=url, timeout=30, headers=headers) as client:
 
         async def worker() -> None:
             while not queue.empty():

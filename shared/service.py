@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from shared.db import Database
+from shared.http import BodySizeLimit
 from shared.kafka import EventConsumer, EventProducer
 from shared.logging import configure_logging
 from shared.problems import install_problem_handlers
@@ -173,6 +174,7 @@ def create_service_app(
 
     app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan)
     app.state.service = service
+    app.add_middleware(BodySizeLimit, max_bytes=service.settings.max_body_bytes)
     install_problem_handlers(app)
     app.include_router(health_router(lambda: service))
     for router in routers:

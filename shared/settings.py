@@ -66,6 +66,10 @@ class ServiceSettings(ConnectionSettings):
     consumer_batch_max_records: int = Field(
         default=500, ge=1, le=10_000, validation_alias=_common("CONSUMER_BATCH_MAX_RECORDS")
     )
+    # Largest request body any endpoint reads: larger ones get 413 before they are buffered.
+    max_body_bytes: int = Field(
+        default=262_144, ge=1024, le=50 * 1_048_576, validation_alias=_common("MAX_BODY_BYTES")
+    )
     port: int = Field(ge=1, le=65535)
 
 

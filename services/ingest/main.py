@@ -10,7 +10,6 @@ from fastapi import FastAPI
 from services.ingest import api, platforms
 from services.ingest.config import IngestSettings
 from services.ingest.handlers import MentionAcceptor
-from shared.http import BodySizeLimit
 from shared.service import Service, create_service_app, serve
 from shared.settings import load_settings
 
@@ -37,14 +36,12 @@ class IngestService(Service[IngestSettings]):
 
 def create_app(settings: IngestSettings | None = None) -> FastAPI:
     settings = settings or load_settings(IngestSettings)
-    app = create_service_app(
+    return create_service_app(
         IngestService(settings),
         [api.router, platforms.router],
         title="SCS Router — ingest",
         description="Turns platform webhooks and exports into normalized mentions on Kafka.",
     )
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    return app
 
 
 def run() -> None:

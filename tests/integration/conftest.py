@@ -29,16 +29,31 @@ from shared.migrate import upgrade
 REPO = Path(__file__).resolve().parents[2]
 SCS = REPO / ".venv" / "bin" / "scs"
 ADMIN_KEY = "test-admin-key-0123456789"
+INGEST_TOKEN = "test-ingest-token-0123456789"
+CLASSIFIER_TOKEN = "test-classifier-token-0123456789"
+# Bearer header for ingest's unsigned endpoints (closed unless SCS_INGEST_ALLOW_ANONYMOUS).
+INGEST_AUTH = {"Authorization": f"Bearer {INGEST_TOKEN}"}
+ADMIN_AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
+# Fernet key for the webhook signing secrets at rest (a fixed test value, never a real one).
+WEBHOOK_SECRETS_KEY = "dGVzdC13ZWJob29rLXNlY3JldHMta2V5LTAxMjM0NTY="
 X_SECRET = "test-x-consumer-secret"
 META_SECRET = "test-meta-app-secret"
 META_VERIFY_TOKEN = "test-meta-verify-token"
 PORTS = {"ingest": 18001, "classifier": 18002, "router": 18003, "kpi": 18004}
 
 
+INTEGRATION_DIR = Path(__file__).resolve().parent
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Everything here is an integration test; tests that stop shared parts run last."""
+    """Tests in this folder are integration tests; tests that stop shared parts run last.
+
+    The hook sees every collected item of the session, unit tests included: only the ones under
+    tests/integration get the marker, so `-m "not integration"` selects the unit tests.
+    """
     for item in items:
-        item.add_marker(pytest.mark.integration)
+        if INTEGRATION_DIR in Path(str(item.path)).resolve().parents:
+            item.add_marker(pytest.mark.integration)
     items.sort(key=lambda item: item.get_closest_marker("disruptive") is not None)
 
 
@@ -88,11 +103,12 @@ class ServiceProcess:
         self.log_path = log_dir / f"{name}.log"
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> None:
+    def start(self, **extra_env: str) -> None:
+        """Start `scs serve NAME`; `extra_env` adds variables, e.g. SCS_FAILPOINTS for a crash."""
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [str(SCS), "serve", self.name],
-            env={**self._env, f"SCS_{self.name.upper()}_PORT": str(self.port)},
+            env={**self._env, f"SCS_{self.name.upper()}_PORT": str(self.port), **extra_env},
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -142,6 +158,10 @@ async def stack(prepared: Infra, tmp_path_factory: pytest.TempPathFactory) -> As
         "SCS_DATABASE_URL": prepared.database_url,
         "SCS_ADMIN_API_KEY": ADMIN_KEY,
         "SCS_ROUTER_WEBHOOK_ALLOW_INSECURE_URLS": "true",
+        "SCS_ROUTER_WEBHOOK_ALLOWED_NETWORKS": '["127.0.0.0/8"]',
+        "SCS_ROUTER_WEBHOOK_SECRETS_KEY": WEBHOOK_SECRETS_KEY,
+        "SCS_INGEST_API_TOKEN": INGEST_TOKEN,
+        "SCS_CLASSIFIER_API_TOKEN": CLASSIFIER_TOKEN,
         "SCS_KPI_REFRESH_SECONDS": "1",
         "SCS_SHUTDOWN_GRACE_SECONDS": "10",
         "SCS_ROUTER_WEBHOOK_RETRY_DELAYS_SECONDS": "[0.5, 0.5, 0.5]",
@@ -205,7 +225,7 @@ async def receiver(stack: Stack) -> AsyncIterator[Receiver]:
     async with httpx.AsyncClient() as client:
         response = await client.post(
             f"{stack.url('router')}/v1/webhook-endpoints",
-            headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+            headers=ADMIN_AUTH,
             json={"url": state.url, "events": ["case.created", "case.updated", "case.responded"]},
         )
     assert response.status_code == 201, response.text

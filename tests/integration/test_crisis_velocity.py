@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from tests.integration.conftest import Receiver, Stack, eventually
+from tests.integration.conftest import INGEST_AUTH, Receiver, Stack, eventually
 from tests.integration.test_pipeline import mention_body
 
 LEAK = (
@@ -28,7 +28,7 @@ def created(receiver: Receiver, conversation: str) -> dict[str, Any] | None:
 
 
 async def post_and_wait(stack: Stack, receiver: Receiver, conversation: str) -> dict[str, Any]:
-    async with httpx.AsyncClient() as client:
+    async with httpx.AsyncClient(headers=INGEST_AUTH) as client:
         response = await client.post(
             f"{stack.url('ingest')}/v1/mentions", json=mention_body(conversation, LEAK)
         )

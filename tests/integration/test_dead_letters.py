@@ -8,7 +8,7 @@ import httpx
 from aiokafka import AIOKafkaProducer
 
 from shared.topics import ALL_TOPICS
-from tests.integration.conftest import Receiver, Stack, eventually, read_topic
+from tests.integration.conftest import INGEST_AUTH, Receiver, Stack, eventually, read_topic
 from tests.integration.test_pipeline import for_conversation, mention_body
 
 POISON = {
@@ -24,7 +24,7 @@ POISON = {
 
 
 async def _responded(stack: Stack) -> int:
-    async with httpx.AsyncClient() as client:
+    async with httpx.AsyncClient(headers=INGEST_AUTH) as client:
         sla = (await client.get(f"{stack.url('kpi')}/v1/kpis/sla")).json()
     return int(sla["overall"]["responded"])
 
@@ -68,7 +68,7 @@ async def test_malformed_messages_are_dead_lettered_and_consumers_continue(
 
     # Every consumer is still alive: a new conversation goes all the way to the KPI service.
     conversation = f"after-poison-{uuid.uuid4().hex}"
-    async with httpx.AsyncClient() as client:
+    async with httpx.AsyncClient(headers=INGEST_AUTH) as client:
         for body in (
             mention_body(conversation, "@AuroraTelecom no funciona la app desde ayer"),
             mention_body(

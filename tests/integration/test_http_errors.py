@@ -5,11 +5,11 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.integration.conftest import ADMIN_KEY, Stack
+from tests.integration.conftest import ADMIN_KEY, INGEST_AUTH, Stack
 
 
 async def test_ingest_rejects_bad_mentions_with_problem_json(stack: Stack) -> None:
-    async with httpx.AsyncClient(base_url=stack.url("ingest")) as client:
+    async with httpx.AsyncClient(base_url=stack.url("ingest"), headers=INGEST_AUTH) as client:
         cases = [
             (b"{not json", 400),
             (b'{"channel": "x"}', 422),
@@ -37,7 +37,7 @@ async def test_ingest_rejects_bad_mentions_with_problem_json(stack: Stack) -> No
 
 
 async def test_missing_field_is_named(stack: Stack) -> None:
-    async with httpx.AsyncClient(base_url=stack.url("ingest")) as client:
+    async with httpx.AsyncClient(base_url=stack.url("ingest"), headers=INGEST_AUTH) as client:
         response = await client.post(
             "/v1/mentions",
             json={
@@ -88,7 +88,7 @@ async def test_webhook_registry_rejects_bad_requests(
 
 
 async def test_every_service_answers_unknown_routes_and_methods_with_4xx(stack: Stack) -> None:
-    async with httpx.AsyncClient() as client:
+    async with httpx.AsyncClient(headers=INGEST_AUTH) as client:
         for name in ("ingest", "classifier", "router", "kpi"):
             missing = await client.get(f"{stack.url(name)}/v1/nothing-here")
             assert missing.status_code == 404

@@ -21,6 +21,7 @@ from services.ingest.core import x as x_adapter
 from shared.events import decode_event
 from shared.topics import MENTIONS
 from tests.integration.conftest import (
+    INGEST_AUTH,
     META_SECRET,
     META_VERIFY_TOKEN,
     REPO,
@@ -60,7 +61,7 @@ async def mention_ids_on_topic(stack: Stack) -> list[str]:
 
 
 async def test_x_crc_challenge(stack: Stack) -> None:
-    async with httpx.AsyncClient(base_url=stack.url("ingest")) as client:
+    async with httpx.AsyncClient(base_url=stack.url("ingest"), headers=INGEST_AUTH) as client:
         response = await client.get("/v1/webhooks/x", params={"crc_token": "challenge-123"})
     expected = base64.b64encode(
         hmac.new(X_SECRET.encode(), b"challenge-123", hashlib.sha256).digest()
@@ -74,7 +75,7 @@ async def test_same_webhook_three_times_is_one_mention_on_the_topic(stack: Stack
     assert mention_ids, "the fixture holds customer tweets"
     body = json.dumps(payload).encode()
     answers = []
-    async with httpx.AsyncClient(base_url=stack.url("ingest")) as client:
+    async with httpx.AsyncClient(base_url=stack.url("ingest"), headers=INGEST_AUTH) as client:
         for _ in range(3):
             response = await client.post(
                 "/v1/webhooks/x",
@@ -96,7 +97,7 @@ async def test_same_webhook_three_times_is_one_mention_on_the_topic(stack: Stack
 async def test_bad_signature_is_401_and_nothing_is_published(stack: Stack) -> None:
     payload, mention_ids = x_payload()
     body = json.dumps(payload).encode()
-    async with httpx.AsyncClient(base_url=stack.url("ingest")) as client:
+    async with httpx.AsyncClient(base_url=stack.url("ingest"), headers=INGEST_AUTH) as client:
         for signature in (
             None,
             "sha256=AAAA",
@@ -114,7 +115,7 @@ async def test_bad_signature_is_401_and_nothing_is_published(stack: Stack) -> No
 
 
 async def test_meta_handshake_and_signed_delivery(stack: Stack) -> None:
-    async with httpx.AsyncClient(base_url=stack.url("ingest")) as client:
+    async with httpx.AsyncClient(base_url=stack.url("ingest"), headers=INGEST_AUTH) as client:
         ok = await client.get(
             "/v1/webhooks/meta",
             params={
@@ -218,7 +219,9 @@ async def test_broker_outage_gives_503_then_retries_succeed_and_nothing_acked_is
             "conversation_id": f"o-{run}-{n}",
         }
 
-    async with httpx.AsyncClient(base_url=stack.url("ingest"), timeout=60) as client:
+    async with httpx.AsyncClient(
+        base_url=stack.url("ingest"), timeout=60, headers=INGEST_AUTH
+    ) as client:
         for n in range(10):
             response = await client.post("/v1/mentions", json=body(n))
             assert response.status_code == 202

@@ -11,7 +11,7 @@ import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from tests.integration.conftest import Receiver, Stack, eventually
+from tests.integration.conftest import INGEST_AUTH, Receiver, Stack, eventually
 
 
 def mention_body(
@@ -53,7 +53,7 @@ async def test_mention_becomes_a_signed_case_webhook(stack: Stack, receiver: Rec
     complaint = (
         "@AuroraTelecom llevo tres días sin fibra y nadie me da solución, quiero una reclamación"
     )
-    async with httpx.AsyncClient() as client:
+    async with httpx.AsyncClient(headers=INGEST_AUTH) as client:
         response = await client.post(
             f"{stack.url('ingest')}/v1/mentions", json=mention_body(conversation, complaint)
         )
@@ -82,7 +82,7 @@ async def test_mention_becomes_a_signed_case_webhook(stack: Stack, receiver: Rec
         kind="reply",
         handle="AuroraTelecom",
     )
-    async with httpx.AsyncClient() as client:
+    async with httpx.AsyncClient(headers=INGEST_AUTH) as client:
         assert (
             await client.post(f"{stack.url('ingest')}/v1/mentions", json=reply)
         ).status_code == 202
@@ -91,7 +91,7 @@ async def test_mention_becomes_a_signed_case_webhook(stack: Stack, receiver: Rec
     )
 
     async def kpi_counts_the_answer() -> bool:
-        async with httpx.AsyncClient() as client:
+        async with httpx.AsyncClient(headers=INGEST_AUTH) as client:
             sla = (await client.get(f"{stack.url('kpi')}/v1/kpis/sla")).json()
             metrics = (await client.get(f"{stack.url('kpi')}/metrics")).text
         return bool(
@@ -110,7 +110,7 @@ async def test_classifier_killed_mid_stream_loses_and_duplicates_nothing(
     classifier = stack.services["classifier"]
 
     async def post_all() -> None:
-        async with httpx.AsyncClient() as client:
+        async with httpx.AsyncClient(headers=INGEST_AUTH) as client:
             for n, conversation in enumerate(conversations):
                 body = mention_body(
                     conversation,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import REPO, SCS, Stack
+from tests.integration.conftest import INGEST_TOKEN, REPO, SCS, Stack
 
 SAMPLE = REPO / "deploy" / "sample" / "mentions.ndjson"
 
@@ -18,7 +18,17 @@ SAMPLE = REPO / "deploy" / "sample" / "mentions.ndjson"
 async def replay(stack: Stack, path: Path, *extra: str) -> str:
     result = await asyncio.to_thread(
         subprocess.run,
-        [str(SCS), "ingest", "replay", str(path), "--url", stack.url("ingest"), *extra],
+        [
+            str(SCS),
+            "ingest",
+            "replay",
+            str(path),
+            "--url",
+            stack.url("ingest"),
+            "--token",
+            INGEST_TOKEN,
+            *extra,
+        ],
         capture_output=True,
         text=True,
         timeout=300,

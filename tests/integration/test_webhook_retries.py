@@ -17,7 +17,7 @@ from fastapi import FastAPI, Request, Response
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from tests.integration.conftest import ADMIN_KEY, Stack, eventually
+from tests.integration.conftest import ADMIN_KEY, INGEST_AUTH, Stack, eventually
 from tests.integration.test_pipeline import mention_body
 
 
@@ -70,7 +70,7 @@ async def broken() -> AsyncIterator[tuple[FlakyReceiver, str]]:
 
 
 async def register(stack: Stack, url: str) -> None:
-    async with httpx.AsyncClient() as client:
+    async with httpx.AsyncClient(headers=INGEST_AUTH) as client:
         response = await client.post(
             f"{stack.url('router')}/v1/webhook-endpoints",
             headers={"Authorization": f"Bearer {ADMIN_KEY}"},
@@ -80,7 +80,7 @@ async def register(stack: Stack, url: str) -> None:
 
 
 async def post_mention(stack: Stack, conversation: str) -> None:
-    async with httpx.AsyncClient() as client:
+    async with httpx.AsyncClient(headers=INGEST_AUTH) as client:
         response = await client.post(
             f"{stack.url('ingest')}/v1/mentions",
             json=mention_body(conversation, "@AuroraTelecom sin línea"),

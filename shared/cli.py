@@ -1,8 +1,11 @@
-"""The `scs` command: run services, migrate, create topics, import, and demo helpers."""
+"""The `scs` command: run services, migrate, create topics, replay dead letters, import, and
+demo helpers."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -18,10 +21,12 @@ app = typer.Typer(
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 topics_app = typer.Typer(help="Kafka topics.", no_args_is_help=True)
 ingest_app = typer.Typer(help="Bulk import.", no_args_is_help=True)
+dlq_app = typer.Typer(help="Dead letters: inspect and replay.", no_args_is_help=True)
 demo_app = typer.Typer(help="Helpers for the local demo (make run).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(topics_app, name="topics")
 app.add_typer(ingest_app, name="ingest")
+app.add_typer(dlq_app, name="dlq")
 app.add_typer(demo_app, name="demo")
 app.add_typer(classifier_app, name="classifier", help="Train and evaluate classifier models.")
 app.command("classify", help="Classify NDJSON lines (stdin or --input) to JSON lines.")(
@@ -54,12 +59,36 @@ def _connections() -> ConnectionSettings:
     return load_settings(ConnectionSettings)
 
 
+@contextlib.contextmanager
+def _unreachable_in_one_line(what: str) -> Iterator[None]:
+    """An operator needs "which dependency, and why", not a traceback of the driver."""
+    from aiokafka.errors import KafkaError
+    from sqlalchemy.exc import DBAPIError
+
+    try:
+        yield
+    except (KafkaError, DBAPIError, OSError, TimeoutError) as exc:
+        detail = getattr(exc, "orig", None) or exc
+        lines = str(detail).strip().splitlines()
+        typer.echo(f"error: {what}: {lines[0] if lines else type(exc).__name__}", err=True)
+        raise typer.Exit(1) from None
+
+
+def _database_named(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)  # host and database only: the URL may carry a password
+    return f"PostgreSQL at {parsed.host}:{parsed.port or 5432}/{parsed.database}"
+
+
 @db_app.command("upgrade")
 def db_upgrade(revision: str = "heads") -> None:
     """Apply migrations up to REVISION (SCS_DATABASE_URL)."""
     from shared.migrate import upgrade
 
-    upgrade(_connections().database_url, revision)
+    url = _connections().database_url
+    with _unreachable_in_one_line(_database_named(url)):
+        upgrade(url, revision)
     typer.echo(f"database at {revision}")
 
 
@@ -68,8 +97,66 @@ def topics_create() -> None:
     """Create every topic and dead-letter topic with its partitions (idempotent)."""
     from shared.kafka import ensure_topics
 
-    created = asyncio.run(ensure_topics(_connections().kafka_bootstrap_servers))
+    connections = _connections()
+    bootstrap = connections.kafka_bootstrap_servers
+    with _unreachable_in_one_line(f"Kafka at {bootstrap}"):
+        created = asyncio.run(
+            ensure_topics(
+                bootstrap,
+                replication_factor=connections.kafka_replication_factor,
+                min_insync_replicas=connections.kafka_min_insync_replicas,
+            )
+        )
     typer.echo(f"created {len(created)} topics" + (f": {', '.join(created)}" if created else ""))
+
+
+TopicArgument = Annotated[
+    str, typer.Argument(help="A topic (e.g. ingest.mention.v1) or its dead-letter topic")
+]
+
+
+@dlq_app.command("list")
+def dlq_list(
+    topic: TopicArgument,
+    payload: Annotated[
+        bool, typer.Option(help="Also print each message (customer text, personal data)")
+    ] = False,
+) -> None:
+    """One line per dead letter: offset, source, event type and id, error; replayed ones marked."""
+    from shared.dead_letters import list_dead_letters
+
+    bootstrap = _connections().kafka_bootstrap_servers
+    with _unreachable_in_one_line(f"Kafka at {bootstrap}"):
+        letters = asyncio.run(list_dead_letters(bootstrap, topic, with_payload=payload))
+    for letter in letters:
+        typer.echo(
+            f"{letter.partition}/{letter.offset}\t{'replayed' if letter.replayed else 'pending'}"
+            f"\t{letter.source}\t{letter.event_type}\t{letter.event_id}\t{letter.error}"
+        )
+        if letter.payload is not None:
+            typer.echo(f"\t{letter.payload.decode(errors='replace')}")
+    pending = sum(not letter.replayed for letter in letters)
+    typer.echo(f"{len(letters)} dead letters, {pending} not replayed", err=True)
+
+
+@dlq_app.command("replay")
+def dlq_replay(
+    topic: TopicArgument,
+    dry_run: Annotated[
+        bool, typer.Option(help="Count what would be replayed; send nothing")
+    ] = False,
+) -> None:
+    """Republish dead letters not replayed yet to their topic (after the fix is deployed)."""
+    from shared.dead_letters import replay_dead_letters
+
+    bootstrap = _connections().kafka_bootstrap_servers
+    with _unreachable_in_one_line(f"Kafka at {bootstrap}"):
+        result = asyncio.run(replay_dead_letters(bootstrap, topic, dry_run=dry_run))
+    verb = "would replay" if dry_run else "replayed"
+    typer.echo(
+        f"{verb} {result.replayed} dead letters to {result.target} "
+        f"(offsets before {result.already_replayed} replayed earlier)"
+    )
 
 
 @ingest_app.command("replay")

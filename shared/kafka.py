@@ -10,11 +10,12 @@ bad message goes to the dead-letter topic instead of killing the consumer.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import traceback
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
@@ -26,16 +27,22 @@ from aiokafka.errors import (
     KafkaConnectionError,
     KafkaError,
     TopicAlreadyExistsError,
+    for_code,
 )
+from pydantic import ValidationError
 
+from shared.db import is_data_error, is_transient_db_error, sqlstate_of
 from shared.events import Envelope, InvalidEvent, decode_event
+from shared.failpoints import failpoint
 from shared.logging import trace_id_var
 from shared.metrics import (
     CONSUMER_BATCH_SECONDS,
     CONSUMER_DEAD_LETTERS,
     CONSUMER_LAG,
+    CONSUMER_REBALANCES,
     CONSUMER_RECORDS,
     CONSUMER_RETRIES,
+    PAUSED_PARTITIONS,
     PRODUCER_SEND_SECONDS,
 )
 from shared.topics import ALL_TOPICS, Topic
@@ -43,11 +50,13 @@ from shared.topics import ALL_TOPICS, Topic
 log = logging.getLogger(__name__)
 
 # Retry delays for a batch whose handler failed with a transient error (database or broker down):
-# the partition waits, it is never skipped. Capped so recovery is noticed within 30 s.
+# the partition waits, paused, it is never skipped. Capped so recovery is noticed within 30 s.
 RETRY_BACKOFF_SECONDS = (0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
-# A batch that keeps failing with a non-transient error is split so the one bad event can be
+# A batch that keeps failing with an unexpected error is split so the one bad event can be
 # isolated and dead-lettered; the others go through.
-ATTEMPTS_BEFORE_ISOLATING = 3
+ATTEMPTS_BEFORE_ISOLATING = 5
+# Headers the dead-letter topic adds; a replay removes them (shared/dead_letters.py).
+DEAD_LETTER_HEADER_PREFIX = "scs-dlq-"
 
 
 class PoisonEvent(Exception):
@@ -59,11 +68,53 @@ class PoisonEvent(Exception):
         self.reason = reason
 
 
-class _Stopping(Exception):
-    """Shutdown interrupted a retry: the batch stays uncommitted."""
+class Failure(Enum):
+    """What a handler's exception means for the batch (see `classify_failure`)."""
+
+    TRANSIENT = "transient"  # a dependency is down or busy: retry the same batch until it works
+    POISON = "poison"  # this event can never succeed: dead-letter it, keep the others
+    UNEXPECTED = "unexpected"  # a bug: retry a few times, then isolate and dead-letter
 
 
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (OSError, KafkaError, asyncio.TimeoutError)
+def classify_failure(error: BaseException) -> Failure:
+    """Outages are transient however long they last; only the event's own fault is poison.
+
+    An unexpected error (a bug in a handler) is retried ATTEMPTS_BEFORE_ISOLATING times, then
+    the batch is split and the event that fails on its own is dead-lettered: retrying it for
+    ever would stall every conversation on its partition, while the dead-letter topic keeps it
+    for `scs dlq replay` once the fix is deployed.
+    """
+    if isinstance(error, PoisonEvent | InvalidEvent | ValidationError) or is_data_error(error):
+        return Failure.POISON
+    if isinstance(error, OSError | TimeoutError | KafkaError) or is_transient_db_error(error):
+        return Failure.TRANSIENT
+    return Failure.UNEXPECTED
+
+
+def describe_error(error: BaseException) -> str:
+    """What went wrong, without the message's text or personal data, for logs and headers.
+
+    Exception messages may quote the values that failed (pydantic's `input_value`, PostgreSQL's
+    data errors, a handler's f-string), so only names, locations and codes are kept.
+    """
+    if isinstance(error, PoisonEvent):
+        return error.reason[:1000]
+    cause = error.__cause__
+    if isinstance(error, InvalidEvent) and isinstance(cause, ValidationError):
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in problem['loc'])}: "
+            + (problem["type"] if problem["type"] in _FREE_TEXT_ERRORS else problem["msg"])
+            for problem in cause.errors(include_url=False, include_input=False)[:10]
+        )
+        return f"invalid {cause.title}: {problems}"
+    if isinstance(error, InvalidEvent):
+        return str(error)[:300]  # shared.events' own messages name no payload value
+    code = sqlstate_of(error)
+    return type(error).__name__ + (f" (SQLSTATE {code})" if code else "")
+
+
+# Pydantic error types whose message is free text a validator wrote, possibly with the value.
+_FREE_TEXT_ERRORS = frozenset({"value_error", "assertion_error"})
 
 
 class EventProducer:
@@ -138,16 +189,26 @@ class EventProducer:
     async def publish_dead_letter(
         self, topic: Topic, record: ConsumerRecord[bytes, bytes], error: str
     ) -> None:
-        """Keep the original bytes and say why, so the message can be inspected and replayed."""
+        """Keep the original bytes and say why, so the message can be inspected and replayed.
+
+        `error` must name no payload value (see `describe_error`): headers are read by
+        whoever inspects the topic.
+        """
         headers = [
-            *(record.headers or ()),
-            ("scs-dlq-error", error[:4000].encode()),
-            ("scs-dlq-source", f"{record.topic}/{record.partition}/{record.offset}".encode()),
+            *(
+                (name, value)
+                for name, value in record.headers or ()
+                if not name.startswith(DEAD_LETTER_HEADER_PREFIX)  # dead-lettered again
+            ),
+            (f"{DEAD_LETTER_HEADER_PREFIX}error", error[:4000].encode()),
+            (
+                f"{DEAD_LETTER_HEADER_PREFIX}source",
+                f"{record.topic}/{record.partition}/{record.offset}".encode(),
+            ),
         ]
         await self._client.send_and_wait(
             topic.dead_letter, value=record.value, key=record.key, headers=headers
         )
-        CONSUMER_DEAD_LETTERS.labels(topic.name).inc()
 
 
 def _headers(envelope: Envelope[Any]) -> list[tuple[str, bytes]]:
@@ -162,25 +223,48 @@ def _headers(envelope: Envelope[Any]) -> list[tuple[str, bytes]]:
 BatchHandler = Callable[[list[Envelope[Any]]], Awaitable[None]]
 
 
-class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Let the in-flight batch finish and commit before partitions move to another member."""
+@dataclass
+class _Batch:
+    """One partition's fetched records on their way to a commit, across retries."""
 
-    def __init__(self, batch_lock: asyncio.Lock) -> None:
-        self._batch_lock = batch_lock
+    partition: TopicPartition
+    next_offset: int
+    record_count: int
+    envelopes: list[Envelope[Any]]
+    sources: dict[Any, ConsumerRecord[bytes, bytes]]
+    dead_letters: list[tuple[ConsumerRecord[bytes, bytes], str]]
+    started: float = field(default_factory=time.perf_counter)
+    dead_lettered: int = 0
+    unexpected_failures: int = 0
+    isolating: bool = False  # handle one event at a time to find the one that fails
+    retries: int = 0
+    retry_at: float = 0.0
+
+
+class _Rebalances(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Let the in-flight batch finish and commit before partitions move to another member, and
+    forget the batches waiting for a retry on them: the new owner fetches them again."""
+
+    def __init__(self, consumer: EventConsumer) -> None:
+        self._consumer = consumer
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        async with self._batch_lock:  # the batch holding it commits before releasing
+        async with self._consumer.batch_lock:  # the batch holding it commits before releasing
+            self._consumer.forget_waiting(revoked)
             log.info("partitions revoked", extra={"partitions": sorted(str(tp) for tp in revoked)})
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        CONSUMER_REBALANCES.labels(self._consumer.topic.name).inc()
         log.info("partitions assigned", extra={"partitions": sorted(str(tp) for tp in assigned)})
 
 
 class EventConsumer:
     """Consume one topic in partition-ordered batches; commit each batch after its handler.
 
-    Backpressure: at most `max_batch_records` records are in flight; the next fetch waits until
-    the batch is committed, so a slow database slows the consumer instead of filling memory.
+    Backpressure: at most `max_batch_records` records are in flight per partition; a partition
+    whose batch failed transiently is paused until the retry succeeds, while the loop keeps
+    polling, so the member stays in its group (max.poll.interval) however long a database or
+    broker outage lasts, and the other partitions keep flowing.
     """
 
     def __init__(
@@ -192,15 +276,17 @@ class EventConsumer:
         handler: BatchHandler,
         producer: EventProducer,
         max_batch_records: int = 500,
-        transient_errors: tuple[type[BaseException], ...] = TRANSIENT_ERRORS,
+        max_poll_interval_ms: int = 300_000,
     ) -> None:
         self.topic = topic
+        self.batch_lock = asyncio.Lock()
         self._handler = handler
         self._producer = producer
         self._max_batch_records = max_batch_records
-        self._transient_errors = transient_errors
-        self._batch_lock = asyncio.Lock()
         self._stopping = asyncio.Event()
+        self._waiting: dict[TopicPartition, _Batch] = {}
+        # Armed only in crash tests: dies after the work is durable, before the offset commit.
+        self._before_commit_failpoint = f"consumer.{group_id}.before_commit"
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap_servers,
             group_id=group_id,
@@ -208,7 +294,7 @@ class EventConsumer:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             isolation_level="read_committed",
-            max_poll_interval_ms=300_000,
+            max_poll_interval_ms=max_poll_interval_ms,
             session_timeout_ms=15_000,
             heartbeat_interval_ms=3_000,
         )
@@ -216,7 +302,7 @@ class EventConsumer:
 
     async def start(self) -> None:
         await self._consumer.start()
-        self._consumer.subscribe([self.topic.name], listener=_CommitOnRevoke(self._batch_lock))
+        self._consumer.subscribe([self.topic.name], listener=_Rebalances(self))
         self._running = True
 
     def is_running(self) -> bool:
@@ -225,145 +311,222 @@ class EventConsumer:
     async def stop(self) -> None:
         """Finish and commit the current batch, leave the group, close."""
         self._stopping.set()
-        async with self._batch_lock:
+        async with self.batch_lock:
             pass
         if self._running:
             self._running = False
             await self._consumer.stop()
 
+    def forget_waiting(self, partitions: set[TopicPartition]) -> None:
+        for partition in partitions:
+            self._waiting.pop(partition, None)
+        PAUSED_PARTITIONS.labels(self.topic.name).set(len(self._waiting))
+
     async def run(self) -> None:
         while not self._stopping.is_set():
+            for batch in [b for b in self._waiting.values() if b.retry_at <= time.monotonic()]:
+                await self._attempt(batch)
             try:
-                batches = await self._consumer.getmany(
-                    timeout_ms=500, max_records=self._max_batch_records
+                # Also a poll while every partition is paused: it keeps the group membership.
+                fetched = await self._consumer.getmany(
+                    timeout_ms=200 if self._waiting else 500, max_records=self._max_batch_records
                 )
             except ConsumerStoppedError:
+                if not self._stopping.is_set():
+                    log.error("kafka consumer closed under the loop; no longer consuming")
                 return
             except KafkaError:
                 log.warning("fetch failed; retrying", exc_info=True)
                 await asyncio.sleep(1)
                 continue
-            for partition, records in batches.items():
-                async with self._batch_lock:
-                    if self._stopping.is_set():
-                        # Not handled, not committed: the next owner of the partition gets them.
-                        return
-                    if partition not in self._consumer.assignment():
-                        continue  # revoked by a rebalance while an earlier batch ran
-                    try:
-                        await self._process(partition, records)
-                    except _Stopping:
-                        return
-                    except CommitFailedError:
-                        # The group rebalanced under us: the new owner redoes the batch, and
-                        # the handlers are idempotent, so nothing is lost or doubled.
-                        log.warning("commit refused after a rebalance", exc_info=True)
-                    except Exception:
-                        # E.g. the dead-letter topic unreachable: fetch the batch again later
-                        # rather than let the consumer task die.
-                        log.error("batch failed; it will be fetched again", exc_info=True)
-                        self._consumer.seek(partition, records[0].offset)
-                        await asyncio.sleep(1)
+            for partition, records in fetched.items():
+                if self._stopping.is_set():
+                    return  # not handled, not committed: the next owner of the partition gets them
+                await self._attempt(await self._decode(partition, records))
 
-    async def _process(
+    async def _decode(
         self, partition: TopicPartition, records: list[ConsumerRecord[bytes, bytes]]
-    ) -> None:
-        started = time.perf_counter()
-        envelopes: list[Envelope[Any]] = []
-        sources: dict[Any, ConsumerRecord[bytes, bytes]] = {}
+    ) -> _Batch:
+        batch = _Batch(partition, records[-1].offset + 1, len(records), [], {}, [])
         for record in records:
             try:
                 envelope = decode_event(record.value)
             except InvalidEvent as exc:
-                log.warning(
-                    "invalid message sent to dead-letter topic",
-                    extra={
-                        "topic": record.topic,
-                        "partition": record.partition,
-                        "offset": record.offset,
-                        "error": str(exc)[:500],
-                    },
-                )
-                await self._producer.publish_dead_letter(self.topic, record, str(exc))
+                batch.dead_letters.append((record, describe_error(exc)))
                 continue
             if envelope.type not in self.topic.event_types:
-                await self._producer.publish_dead_letter(
-                    self.topic, record, f"event type {envelope.type} does not belong here"
-                )
+                reason = f"event type {envelope.type} does not belong here"
+                batch.dead_letters.append((record, reason))
                 continue
-            envelopes.append(envelope)
-            sources[envelope.id] = record
-        await self._handle(envelopes, sources)
-        next_offset = records[-1].offset + 1
-        await self._consumer.commit({partition: next_offset})
-        highwater = self._consumer.highwater(partition)
-        if highwater is not None:
-            CONSUMER_LAG.labels(self.topic.name, str(partition.partition)).set(
-                max(0, highwater - next_offset)
-            )
-        CONSUMER_RECORDS.labels(self.topic.name).inc(len(records))
-        CONSUMER_BATCH_SECONDS.labels(self.topic.name).observe(time.perf_counter() - started)
+            batch.envelopes.append(envelope)
+            batch.sources[envelope.id] = record
+        return batch
 
-    async def _handle(
-        self,
-        envelopes: list[Envelope[Any]],
-        sources: dict[Any, ConsumerRecord[bytes, bytes]],
-    ) -> None:
-        """Run the handler until it succeeds; dead-letter only what can never succeed."""
-        attempt = 0
-        while envelopes:
-            trace_id_var.set(envelopes[0].trace.trace_id)
+    async def _attempt(self, batch: _Batch) -> None:
+        """Take the batch as far as it goes; on a failure, pause its partition and retry later."""
+        async with self.batch_lock:
+            if self._stopping.is_set() or batch.partition not in self._consumer.assignment():
+                return  # revoked, or shutting down: uncommitted, the next owner redoes it
             try:
-                await self._handler(envelopes)
+                await self._complete(batch)
+            except CommitFailedError:
+                # The group rebalanced under us: the new owner redoes the batch, and the
+                # handlers are idempotent, so nothing is lost or doubled.
+                log.warning("commit refused after a rebalance", exc_info=True)
+                self.forget_waiting({batch.partition})
+            except Exception as error:
+                self._retry_later(batch, error)
                 return
-            except PoisonEvent as poison:
-                await self._producer.publish_dead_letter(
-                    self.topic, sources[poison.envelope.id], poison.reason
-                )
-                envelopes = [e for e in envelopes if e.id != poison.envelope.id]
-                continue
-            except self._transient_errors:
-                log.warning("transient failure; batch will be retried", exc_info=True)
-            except Exception as exc:
-                log.error("handler failed", exc_info=True)
-                if attempt + 1 >= ATTEMPTS_BEFORE_ISOLATING:
-                    if len(envelopes) == 1:
-                        error = "".join(traceback.format_exception_only(exc)).strip()
-                        await self._producer.publish_dead_letter(
-                            self.topic, sources[envelopes[0].id], f"handler error: {error}"
-                        )
-                        return
-                    for envelope in envelopes:
-                        await self._handle([envelope], sources)
-                    return
-            CONSUMER_RETRIES.labels(self.topic.name).inc()
-            delay = RETRY_BACKOFF_SECONDS[min(attempt, len(RETRY_BACKOFF_SECONDS) - 1)]
-            attempt += 1
+            if self._waiting.pop(batch.partition, None) is not None:
+                self._consumer.resume(batch.partition)
+                PAUSED_PARTITIONS.labels(self.topic.name).set(len(self._waiting))
+                log.info("partition resumed", extra={"partition": str(batch.partition)})
+
+    def _retry_later(self, batch: _Batch, error: Exception) -> None:
+        delay = RETRY_BACKOFF_SECONDS[min(batch.retries, len(RETRY_BACKOFF_SECONDS) - 1)]
+        batch.retries += 1
+        batch.retry_at = time.monotonic() + delay
+        self._consumer.pause(batch.partition)
+        self._waiting[batch.partition] = batch
+        PAUSED_PARTITIONS.labels(self.topic.name).set(len(self._waiting))
+        CONSUMER_RETRIES.labels(self.topic.name).inc()
+        log.warning(
+            "batch failed; partition paused, retry in %.1f s",
+            delay,
+            extra={
+                "partition": str(batch.partition),
+                "retries": batch.retries,
+                "failure": classify_failure(error).value,
+                "error": describe_error(error),
+            },
+        )
+
+    async def _complete(self, batch: _Batch) -> None:
+        """Dead letters, handler, commit; raises what should be retried later."""
+        await self._flush_dead_letters(batch)
+        while batch.envelopes:
+            group = batch.envelopes[:1] if batch.isolating else batch.envelopes
+            trace_id_var.set(group[0].trace.trace_id)
             try:
-                await asyncio.wait_for(self._stopping.wait(), timeout=delay)
-            except TimeoutError:
+                await self._handler(group)
+            except Exception as error:
+                failed = self._failed_events(batch, group, error)
+                if failed is None:
+                    raise
+                for envelope in failed:
+                    batch.dead_letters.append((batch.sources[envelope.id], describe_error(error)))
+                    batch.envelopes.remove(envelope)
+                await self._flush_dead_letters(batch)
                 continue
-            # Stopping with the batch unfinished: leave it uncommitted for the next owner.
-            raise _Stopping
+            del batch.envelopes[: len(group)]
+        failpoint(self._before_commit_failpoint)
+        await self._consumer.commit({batch.partition: batch.next_offset})
+        # Counted only now: a batch retried before its commit must not be counted twice.
+        highwater = self._consumer.highwater(batch.partition)
+        if highwater is not None:
+            CONSUMER_LAG.labels(self.topic.name, str(batch.partition.partition)).set(
+                max(0, highwater - batch.next_offset)
+            )
+        CONSUMER_RECORDS.labels(self.topic.name).inc(batch.record_count)
+        CONSUMER_DEAD_LETTERS.labels(self.topic.name).inc(batch.dead_lettered)
+        CONSUMER_BATCH_SECONDS.labels(self.topic.name).observe(time.perf_counter() - batch.started)
+
+    def _failed_events(
+        self, batch: _Batch, group: list[Envelope[Any]], error: Exception
+    ) -> list[Envelope[Any]] | None:
+        """The events to dead-letter for this failure, or None to retry the batch later.
+
+        A failure of several events at once that is not pinned on one of them makes the batch
+        go one event at a time, so only the event that fails on its own is dead-lettered.
+        """
+        failure = classify_failure(error)
+        if failure is Failure.TRANSIENT:
+            return None
+        if isinstance(error, PoisonEvent):
+            named = [e for e in group if e.id == error.envelope.id]
+            if named:
+                return named
+            failure = Failure.UNEXPECTED  # the handler named an event it was not given
+        if failure is Failure.UNEXPECTED:
+            log.error(
+                "handler failed unexpectedly",
+                extra={
+                    "error": describe_error(error),
+                    # Code locations only: the message may quote the customer's text.
+                    "stack": "".join(traceback.format_tb(error.__traceback__)),
+                },
+            )
+            if not batch.isolating and batch.unexpected_failures + 1 < ATTEMPTS_BEFORE_ISOLATING:
+                batch.unexpected_failures += 1
+                return None
+        if len(group) > 1:
+            batch.isolating = True
+            return []
+        return group
+
+    async def _flush_dead_letters(self, batch: _Batch) -> None:
+        while batch.dead_letters:
+            record, reason = batch.dead_letters[0]
+            log.warning(
+                "message sent to the dead-letter topic",
+                extra={
+                    "topic": record.topic,
+                    "partition": record.partition,
+                    "offset": record.offset,
+                    "error": reason,
+                },
+            )
+            await self._producer.publish_dead_letter(self.topic, record, reason)
+            batch.dead_letters.pop(0)
+            batch.dead_lettered += 1
 
 
-async def ensure_topics(bootstrap_servers: str, topics: Sequence[Topic] = ALL_TOPICS) -> list[str]:
-    """Create every topic and its dead-letter topic with explicit partitions; returns new ones."""
+async def ensure_topics(
+    bootstrap_servers: str,
+    topics: Sequence[Topic] = ALL_TOPICS,
+    *,
+    replication_factor: int = 1,
+    min_insync_replicas: int = 1,
+) -> list[str]:
+    """Create every topic and its dead-letter topic with explicit partitions; returns new ones.
+
+    Raises KafkaError when the broker refuses one (e.g. more replicas than brokers).
+    """
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="scs-topics")
     await admin.start()
     try:
         existing = set(await admin.list_topics())
         wanted: list[NewTopic] = []
         for topic in topics:
-            config = {"retention.ms": str(topic.retention_ms), "min.insync.replicas": "1"}
+            config = {"min.insync.replicas": str(min_insync_replicas)}
             if topic.name not in existing:
-                wanted.append(NewTopic(topic.name, topic.partitions, 1, topic_configs=config))
+                wanted.append(
+                    NewTopic(
+                        topic.name,
+                        topic.partitions,
+                        replication_factor,
+                        topic_configs={**config, "retention.ms": str(topic.retention_ms)},
+                    )
+                )
             if topic.dead_letter not in existing:
-                wanted.append(NewTopic(topic.dead_letter, 1, 1, topic_configs=config))
+                wanted.append(
+                    NewTopic(
+                        topic.dead_letter,
+                        1,
+                        replication_factor,
+                        topic_configs={
+                            **config,
+                            "retention.ms": str(topic.dead_letter_retention_ms),
+                        },
+                    )
+                )
         if wanted:
-            # Another process may create them at the same moment; either way they exist.
-            with contextlib.suppress(TopicAlreadyExistsError):
-                await admin.create_topics(wanted)
+            response = await admin.create_topics(wanted)
+            for name, code, *message in response.topic_errors:
+                # Another process may create them at the same moment; either way they exist.
+                if code and code != TopicAlreadyExistsError.errno:
+                    detail = message[0] if message and message[0] else ""
+                    raise for_code(code)(f"cannot create topic {name}: {detail}")
         return [t.name for t in wanted]
     finally:
         await admin.close()

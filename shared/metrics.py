@@ -16,7 +16,9 @@ PRODUCER_SEND_SECONDS = Histogram(
     buckets=LATENCY_BUCKETS,
 )
 CONSUMER_RECORDS = Counter(
-    "scs_kafka_consumed_records_total", "Records consumed and committed", ["topic"]
+    "scs_kafka_consumed_records_total",
+    "Records consumed and committed (counted after the commit)",
+    ["topic"],
 )
 CONSUMER_BATCH_SECONDS = Histogram(
     "scs_kafka_consumer_batch_seconds",
@@ -27,6 +29,16 @@ CONSUMER_BATCH_SECONDS = Histogram(
 CONSUMER_RETRIES = Counter(
     "scs_kafka_consumer_retries_total",
     "Batch handler retries after a failure (a rising rate means a dependency is down)",
+    ["topic"],
+)
+CONSUMER_REBALANCES = Counter(
+    "scs_kafka_consumer_rebalances_total",
+    "Partition assignments received (one at start; more mean members came, went or stalled)",
+    ["topic"],
+)
+PAUSED_PARTITIONS = Gauge(
+    "scs_kafka_consumer_paused_partitions",
+    "Partitions paused while their batch waits for a dependency to come back",
     ["topic"],
 )
 CONSUMER_DEAD_LETTERS = Counter(

@@ -44,6 +44,7 @@ class Service(Generic[SettingsT]):
         self._database = Database(settings.database_url) if self.uses_database else None
         self.consumers: list[EventConsumer] = []
         self._tasks: list[asyncio.Task[Any]] = []
+        self._consumer_tasks: list[asyncio.Task[Any]] = []
         self._connected = asyncio.Event()
 
     @property
@@ -71,7 +72,9 @@ class Service(Generic[SettingsT]):
         await self.on_connected()
         for consumer in self.consumers:
             await consumer.start()
-            self.spawn(consumer.run(), f"consume {consumer.topic.name}")
+            self._consumer_tasks.append(
+                self.spawn(consumer.run(), f"consume {consumer.topic.name}")
+            )
         self._connected.set()
         log.info("connected", extra={"consumers": [c.topic.name for c in self.consumers]})
 
@@ -131,8 +134,12 @@ class Service(Generic[SettingsT]):
         checks = {"kafka": await self.producer.is_ready()}
         if self._database is not None:
             checks["postgresql"] = await self._database.ping()
-        checks["consumers"] = self._connected.is_set() and all(
-            consumer.is_running() for consumer in self.consumers
+        # A consumer task that ended while the service runs (crashed, or its client closed under
+        # it) consumes nothing: the service must drop out of rotation and be restarted.
+        checks["consumers"] = (
+            self._connected.is_set()
+            and all(consumer.is_running() for consumer in self.consumers)
+            and not any(task.done() for task in self._consumer_tasks)
         )
         return checks
 

@@ -8,10 +8,12 @@ names the variable, never at the first request.
 from __future__ import annotations
 
 import sys
-from typing import Literal, TypeVar
+from typing import Literal, Self, TypeVar
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ASYNCPG_URL_SCHEMES = frozenset({"postgresql", "postgres", "postgresql+asyncpg"})
 
 
 def _common(name: str) -> AliasChoices:
@@ -33,6 +35,14 @@ class ConnectionSettings(BaseSettings):
         default="postgresql+asyncpg://scs:scs@127.0.0.1:5432/scs",
         validation_alias=_common("DATABASE_URL"),
     )
+    # Copies of every partition, and how many must have a write before it is acknowledged
+    # (acks=all): 1 and 1 suit only the single-node default; a 3-broker cluster wants 3 and 2.
+    kafka_replication_factor: int = Field(
+        default=1, ge=1, le=16, validation_alias=_common("KAFKA_REPLICATION_FACTOR")
+    )
+    kafka_min_insync_replicas: int = Field(
+        default=1, ge=1, le=16, validation_alias=_common("KAFKA_MIN_INSYNC_REPLICAS")
+    )
 
     @field_validator("kafka_bootstrap_servers")
     @classmethod
@@ -46,9 +56,20 @@ class ConnectionSettings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _asyncpg_url(cls, value: str) -> str:
-        if not value.startswith("postgresql+asyncpg://"):
-            raise ValueError("must start with postgresql+asyncpg://")
-        return value
+        """Accept the URL forms PostgreSQL tools and hosting providers hand out; use asyncpg."""
+        scheme, separator, rest = value.partition("://")
+        if not separator or scheme not in ASYNCPG_URL_SCHEMES:
+            raise ValueError("must start with postgresql://, postgres:// or postgresql+asyncpg://")
+        return f"postgresql+asyncpg://{rest}"
+
+    @model_validator(mode="after")
+    def _insync_within_replicas(self) -> Self:
+        if self.kafka_min_insync_replicas > self.kafka_replication_factor:
+            raise ValueError(
+                "SCS_KAFKA_MIN_INSYNC_REPLICAS must not exceed SCS_KAFKA_REPLICATION_FACTOR, "
+                "or no write could ever be acknowledged"
+            )
+        return self
 
 
 class ServiceSettings(ConnectionSettings):
@@ -84,6 +105,9 @@ def load_settings(settings_class: type[SettingsT]) -> SettingsT:
         prefix = settings_class.model_config.get("env_prefix", "")
         for error in exc.errors():
             name = ".".join(str(part) for part in error["loc"])
+            if not name:  # a rule across variables: its message names them
+                print(f"configuration error: {error['msg']}", file=sys.stderr)
+                continue
             variable = name if name.upper().startswith("SCS_") else f"{prefix}{name}".upper()
             print(f"configuration error: {variable}: {error['msg']}", file=sys.stderr)
         raise SystemExit(2) from None

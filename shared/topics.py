@@ -20,6 +20,8 @@ class Topic:
     event_types: frozenset[EventType]
     partitions: int = PARTITIONS
     retention_ms: int = 7 * 24 * 3600 * 1000
+    # Dead letters wait for a person and a fix (`scs dlq replay`): kept four times as long.
+    dead_letter_retention_ms: int = 28 * 24 * 3600 * 1000
 
     @property
     def dead_letter(self) -> str:

@@ -25,6 +25,9 @@ class KpiProjector:
         self.report: SlaReport | None = None
 
     async def handle(self, envelopes: list[Envelope[CaseEvent]]) -> None:
+        # Observed only after the commit: a batch retried after a failed commit would count
+        # its answers twice.
+        first_responses: list[tuple[str, str, float]] = []
         async with self._db.begin() as conn:
             fresh = await repository.claim_events(conn, [e.id for e in envelopes])
             # Latest state per case in this batch; merge_facts makes the order irrelevant.
@@ -45,10 +48,16 @@ class KpiProjector:
                     "mention_count": case.mention_count,
                 }
                 if envelope.type is EventType.CASE_RESPONDED and case.first_response_at:
-                    FIRST_RESPONSE_SECONDS.labels(case.channel.value, case.priority.value).observe(
-                        (case.first_response_at - case.opened_at).total_seconds()
+                    first_responses.append(
+                        (
+                            case.channel.value,
+                            case.priority.value,
+                            (case.first_response_at - case.opened_at).total_seconds(),
+                        )
                     )
             await repository.merge_facts(conn, list(rows.values()))
+        for channel, priority, seconds in first_responses:
+            FIRST_RESPONSE_SECONDS.labels(channel, priority).observe(seconds)
 
     async def refresh(self) -> SlaReport:
         now = utcnow()

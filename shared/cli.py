@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path
@@ -65,6 +66,7 @@ def _unreachable_in_one_line(what: str) -> Iterator[None]:
     from aiokafka.errors import KafkaError
     from sqlalchemy.exc import DBAPIError
 
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # its retries would repeat it
     try:
         yield
     except (KafkaError, DBAPIError, OSError, TimeoutError) as exc:

@@ -68,8 +68,8 @@ async def _dead_letter_reader(
         auto_offset_reset="earliest",
         isolation_level="read_committed",
     )
-    await consumer.start()
     try:
+        await consumer.start()
         if dead_letter_topic not in await consumer.topics():  # also refreshes the metadata
             raise UnknownTopicOrPartitionError(f"no topic {dead_letter_topic}")
         partition_ids = consumer.partitions_for_topic(dead_letter_topic)
@@ -156,8 +156,8 @@ async def replay_dead_letters(
         acks="all",
         enable_idempotence=True,
     )
-    await producer.start()
     try:
+        await producer.start()
         async with _dead_letter_reader(
             bootstrap_servers, dead_letter_topic, replay_group(source)
         ) as (consumer, replayed_to, ends):

@@ -8,6 +8,7 @@ import pytest
 from services.ingest.config import IngestSettings
 from services.router.config import RouterSettings
 from shared.events import Priority
+from shared.settings import ConnectionSettings, load_settings
 
 
 def test_service_and_common_prefixes(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -56,3 +57,44 @@ def test_bad_configuration_stops_the_process_at_start_naming_the_variable(
     )
     assert result.returncode == 2
     assert variable in result.stderr
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://scs:pw@db.internal:5432/scs",
+        "postgres://scs:pw@db.internal:5432/scs",
+        "postgresql+asyncpg://scs:pw@db.internal:5432/scs",
+    ],
+)
+def test_postgresql_urls_in_every_common_form_go_to_the_asyncpg_driver(
+    monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    monkeypatch.setenv("SCS_DATABASE_URL", url)
+    assert ConnectionSettings().database_url == "postgresql+asyncpg://scs:pw@db.internal:5432/scs"
+
+
+@pytest.mark.parametrize(
+    "url", ["mysql://scs@db/scs", "postgresql+psycopg2://scs@db/scs", "db.internal:5432"]
+)
+def test_other_database_urls_are_refused(monkeypatch: pytest.MonkeyPatch, url: str) -> None:
+    monkeypatch.setenv("SCS_DATABASE_URL", url)
+    with pytest.raises(ValueError, match="postgresql://"):
+        ConnectionSettings()
+
+
+def test_replication_is_configurable_and_min_insync_cannot_exceed_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    defaults = ConnectionSettings()
+    assert (defaults.kafka_replication_factor, defaults.kafka_min_insync_replicas) == (1, 1)
+    monkeypatch.setenv("SCS_KAFKA_REPLICATION_FACTOR", "3")
+    monkeypatch.setenv("SCS_KAFKA_MIN_INSYNC_REPLICAS", "2")
+    settings = ConnectionSettings()
+    assert (settings.kafka_replication_factor, settings.kafka_min_insync_replicas) == (3, 2)
+    monkeypatch.setenv("SCS_KAFKA_MIN_INSYNC_REPLICAS", "4")
+    with pytest.raises(SystemExit) as stopped:
+        load_settings(ConnectionSettings)
+    assert stopped.value.code == 2
+    error = capsys.readouterr().err
+    assert "SCS_KAFKA_MIN_INSYNC_REPLICAS" in error and "SCS_KAFKA_REPLICATION_FACTOR" in error

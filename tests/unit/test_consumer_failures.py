@@ -19,9 +19,9 @@ from tests.unit.test_events import a_mention
 SECRET = "Lucía García, DNI 12345678Z, my card 4111 1111 1111 1111"
 
 
-def wrapped(server_error: Exception, parameters: object = None) -> DBAPIError:
+def wrapped(server_error: Exception, parameters: tuple[str, ...] | None = None) -> DBAPIError:
     """A PostgreSQL error exactly as SQLAlchemy's asyncpg dialect raises it to a handler."""
-    adapted = AsyncAdapt_asyncpg_dbapi.Error(str(server_error), server_error)
+    adapted = AsyncAdapt_asyncpg_dbapi.Error(str(server_error), server_error)  # type: ignore[no-untyped-call]
     adapted.__cause__ = server_error
     error = DBAPIError.instance(
         "INSERT INTO t VALUES ($1)",

@@ -1,19 +1,28 @@
 """The shared consumer on the real broker: retries until the work is durable, isolates and
-dead-letters the one event that can never succeed, commits only after the handler."""
+dead-letters the one event that can never succeed, commits only after the handler, rides out a
+database outage without leaving its group, and a dead consumer makes the service unready."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from prometheus_client import REGISTRY
+from sqlalchemy import text
 
+from shared.db import Database
 from shared.events import EventType, Mention, TraceContext, new_envelope
 from shared.kafka import EventConsumer, EventProducer, ensure_topics
+from shared.service import Service, create_service_app
+from shared.settings import ServiceSettings
 from shared.topics import Topic
 from tests.integration.conftest import Infra, eventually, read_topic
 from tests.unit.test_events import a_mention
@@ -34,7 +43,9 @@ class Consuming:
 
 
 @contextlib.asynccontextmanager
-async def consuming(infra: Infra, handler: Any) -> AsyncIterator[Consuming]:
+async def consuming(
+    infra: Infra, handler: Any, *, max_poll_interval_ms: int = 300_000
+) -> AsyncIterator[Consuming]:
     """Five mentions on a fresh topic, consumed by `handler` until the block ends."""
     topic = Topic(
         f"test.consumer-{uuid.uuid4().hex[:8]}.v1",
@@ -64,6 +75,7 @@ async def consuming(infra: Infra, handler: Any) -> AsyncIterator[Consuming]:
         bootstrap_servers=infra.bootstrap,
         handler=handler,
         producer=producer,
+        max_poll_interval_ms=max_poll_interval_ms,
     )
     await consumer.start()
     task = asyncio.create_task(consumer.run())
@@ -107,8 +119,9 @@ async def test_an_event_that_always_fails_is_isolated_and_dead_lettered(prepared
     handled: list[str] = []
 
     async def picky(envelopes: list[Any]) -> None:
-        if any(e.data.platform_id == "3" for e in envelopes):
-            raise ValueError("this one can never be processed")
+        for envelope in envelopes:
+            if envelope.data.platform_id == "3":
+                raise ValueError(f"this one can never be processed: {envelope.data.text}")
         handled.extend(str(e.data.platform_id) for e in envelopes)
 
     async with consuming(prepared, picky) as run:
@@ -116,5 +129,110 @@ async def test_an_event_that_always_fails_is_isolated_and_dead_lettered(prepared
     assert sorted(handled) == ["0", "1", "2", "4"]
     dead = await read_topic(prepared.bootstrap, run.topic.dead_letter)
     assert len(dead) == 1
-    assert b"can never be processed" in dict(dead[0].headers)["scs-dlq-error"]
+    headers = dict(dead[0].headers)
+    # The error names the failure, never the customer's text the exception quoted.
+    assert headers["scs-dlq-error"] == b"ValueError"
+    assert a_mention().text.encode() not in b"".join(headers.values())
     assert await committed(prepared, run.topic, run.group) == 5
+
+
+async def test_a_database_outage_stalls_the_partition_in_its_group_then_commits_once(
+    prepared: Infra,
+) -> None:
+    """Open connections killed by an admin shutdown (SQLSTATE 57P01) for longer than
+    max.poll.interval: the batch waits, paused, the member keeps its partitions, nothing is
+    dead-lettered, and each event is applied once when PostgreSQL is back."""
+    database = Database(prepared.database_url)
+    outage_ends = time.monotonic() + 8
+    failures: list[str] = []
+    handled: list[str] = []
+
+    async def writes_to_postgresql(envelopes: list[Any]) -> None:
+        async with database.begin() as conn:
+            if time.monotonic() < outage_ends:
+                await conn.execute(text("SELECT pg_terminate_backend(pg_backend_pid())"))
+            await conn.execute(text("SELECT 1"))
+        handled.extend(str(e.data.platform_id) for e in envelopes)
+
+    def count_failures(record: logging.LogRecord) -> bool:
+        if record.getMessage().startswith("batch failed"):
+            failures.append(str(getattr(record, "failure", "")))
+        return True
+
+    logging.getLogger("shared.kafka").addFilter(count_failures)
+    try:
+        async with consuming(prepared, writes_to_postgresql, max_poll_interval_ms=3000) as run:
+            await eventually(lambda: len(handled) == 5, timeout=60)
+            await eventually(lambda: paused(run.topic) == 0, timeout=10)
+    finally:
+        logging.getLogger("shared.kafka").removeFilter(count_failures)
+        await database.dispose()
+    assert sorted(handled) == ["0", "1", "2", "3", "4"]  # once each, after the outage
+    assert len(failures) >= 3 and set(failures) == {"transient"}, failures
+    assert rebalances(run.topic) == 1, "the member left its group during the outage"
+    assert await read_topic(prepared.bootstrap, run.topic.dead_letter) == []
+    assert await committed(prepared, run.topic, run.group) == 5
+
+
+def rebalances(topic: Topic) -> float:
+    value = REGISTRY.get_sample_value("scs_kafka_consumer_rebalances_total", {"topic": topic.name})
+    return value or 0.0
+
+
+def paused(topic: Topic) -> float:
+    value = REGISTRY.get_sample_value("scs_kafka_consumer_paused_partitions", {"topic": topic.name})
+    return value or 0.0
+
+
+class OneConsumerService(Service[ServiceSettings]):
+    name = "probe"
+    uses_database = False
+
+    def __init__(self, settings: ServiceSettings, topic: Topic) -> None:
+        super().__init__(settings)
+        self.topic = topic
+
+    async def on_connected(self) -> None:
+        async def ignore(envelopes: list[Any]) -> None:
+            return None
+
+        self.consumers.append(
+            EventConsumer(
+                topic=self.topic,
+                group_id=f"g-{uuid.uuid4().hex[:6]}",
+                bootstrap_servers=self.settings.kafka_bootstrap_servers,
+                handler=ignore,
+                producer=self.producer,
+            )
+        )
+
+
+async def test_readyz_turns_false_when_a_consumer_task_has_died(prepared: Infra) -> None:
+    topic = Topic(f"test.readyz-{uuid.uuid4().hex[:8]}.v1", frozenset({EventType.MENTION_RECEIVED}))
+    await ensure_topics(prepared.bootstrap, [topic])
+    service = OneConsumerService(
+        ServiceSettings(port=1, kafka_bootstrap_servers=prepared.bootstrap), topic
+    )
+    app = create_service_app(service, [], title="probe", description="probe")
+    await service.start()
+    try:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://probe"
+        ) as client:
+
+            async def status() -> int:
+                return (await client.get("/readyz")).status_code
+
+            await eventually(lambda: status_is(status, 200), timeout=30)
+            # The consumer's Kafka client closes under its loop (as after a fatal client
+            # error): the task ends while the service still runs.
+            await service.consumers[0]._consumer.stop()
+            await eventually(lambda: status_is(status, 503), timeout=10)
+            body = (await client.get("/readyz")).json()
+            assert body["checks"] == {"kafka": True, "consumers": False}
+    finally:
+        await service.stop()
+
+
+async def status_is(status: Any, expected: int) -> bool:
+    return bool(await status() == expected)

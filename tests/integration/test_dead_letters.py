@@ -1,14 +1,29 @@
-"""Poison messages go to the dead-letter topic with the error, and the consumers keep going."""
+"""Poison messages go to the dead-letter topic with the error, and the consumers keep going;
+`scs dlq list|replay` shows them without their text and puts them back after a fix."""
 
 from __future__ import annotations
 
+import asyncio
+import os
 import uuid
+from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaProducer
 
-from shared.topics import ALL_TOPICS
-from tests.integration.conftest import INGEST_AUTH, Receiver, Stack, eventually, read_topic
+from shared.events import Envelope, EventType, TraceContext, new_envelope
+from shared.kafka import EventConsumer, EventProducer, PoisonEvent, ensure_topics
+from shared.topics import ALL_TOPICS, Topic
+from tests.integration.conftest import (
+    INGEST_AUTH,
+    SCS,
+    Infra,
+    Receiver,
+    Stack,
+    eventually,
+    read_topic,
+)
+from tests.integration.test_consumer import mentions
 from tests.integration.test_pipeline import for_conversation, mention_body
 
 POISON = {
@@ -89,3 +104,89 @@ async def test_malformed_messages_are_dead_lettered_and_consumers_continue(
         return await _responded(stack) > responded_before
 
     await eventually(kpi_moved)
+
+
+async def scs(bootstrap: str, *args: str) -> str:
+    """Run the `scs` command against the test broker; its stdout, or fail with its stderr."""
+    process = await asyncio.create_subprocess_exec(
+        str(SCS),
+        *args,
+        env={**os.environ, "SCS_KAFKA_BOOTSTRAP_SERVERS": bootstrap},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await process.communicate()
+    assert process.returncode == 0, stderr.decode()
+    return stdout.decode()
+
+
+async def test_dead_letters_are_listed_without_text_and_replayed_once_after_the_fix(
+    prepared: Infra,
+) -> None:
+    topic = Topic(
+        f"test.dlq-{uuid.uuid4().hex[:8]}.v1",
+        frozenset({EventType.MENTION_RECEIVED}),
+        partitions=1,
+    )
+    await ensure_topics(prepared.bootstrap, [topic])
+    envelopes = [
+        new_envelope(
+            EventType.MENTION_RECEIVED,
+            mention,
+            tenant="t",
+            subject=mention.conversation_key,
+            trace=TraceContext.new(),
+        )
+        for mention in mentions(5)
+    ]
+    producer = EventProducer(prepared.bootstrap, "test")
+    await producer.start()
+    await producer.publish_many(topic, envelopes)
+    fixed = False
+    handled: list[str] = []
+
+    async def handler(batch: list[Envelope[Any]]) -> None:
+        for envelope in batch:
+            if envelope.data.platform_id == "3" and not fixed:
+                raise PoisonEvent(envelope, "no case for this reply")
+        handled.extend(str(e.data.platform_id) for e in batch)
+
+    consumer = EventConsumer(
+        topic=topic,
+        group_id=f"g-{uuid.uuid4().hex[:6]}",
+        bootstrap_servers=prepared.bootstrap,
+        handler=handler,
+        producer=producer,
+    )
+    await consumer.start()
+    task = asyncio.create_task(consumer.run())
+    try:
+        await eventually(lambda: len(handled) == 4)
+        listing = await scs(prepared.bootstrap, "dlq", "list", topic.name)
+        assert listing.splitlines() == [
+            f"0/0\tpending\t{topic.name}/0/3\tmention.received\t{envelopes[3].id}"
+            "\tno case for this reply"
+        ]
+
+        dry_run = await scs(prepared.bootstrap, "dlq", "replay", topic.name, "--dry-run")
+        assert dry_run.startswith(f"would replay 1 dead letters to {topic.name}")
+        assert len(await read_topic(prepared.bootstrap, topic.name)) == 5  # nothing sent
+
+        fixed = True  # the fix is deployed
+        replay = await scs(prepared.bootstrap, "dlq", "replay", f"{topic.name}.dlq")
+        assert replay.startswith(f"replayed 1 dead letters to {topic.name}")
+        await eventually(lambda: sorted(handled) == ["0", "1", "2", "3", "4"])
+
+        again = await scs(prepared.bootstrap, "dlq", "replay", topic.name)
+        assert again.startswith("replayed 0 dead letters"), "a replay is not repeated"
+        assert "\treplayed\t" in await scs(prepared.bootstrap, "dlq", "list", topic.name)
+    finally:
+        await consumer.stop()
+        await task
+        await producer.stop()
+
+    records = await read_topic(prepared.bootstrap, topic.name)
+    assert len(records) == 6
+    original, replayed = records[3], records[5]
+    assert (replayed.key, replayed.value) == (original.key, original.value)
+    assert list(replayed.headers) == list(original.headers)  # no scs-dlq-* headers left

@@ -70,9 +70,9 @@ async def _dead_letter_reader(
     )
     try:
         await consumer.start()
-        if dead_letter_topic not in await consumer.topics():  # also refreshes the metadata
-            raise UnknownTopicOrPartitionError(f"no topic {dead_letter_topic}")
-        partition_ids = consumer.partitions_for_topic(dead_letter_topic)
+        # Fresh metadata: the consumer only knows the topics it was asked about.
+        cluster = await consumer._client.fetch_all_metadata()
+        partition_ids = cluster.partitions_for_topic(dead_letter_topic)
         if not partition_ids:
             raise UnknownTopicOrPartitionError(f"no topic {dead_letter_topic}")
         partitions = [TopicPartition(dead_letter_topic, p) for p in sorted(partition_ids)]

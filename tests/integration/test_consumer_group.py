@@ -42,7 +42,7 @@ async def test_two_members_split_the_partitions_and_a_rebalance_mid_stream_loses
 
     def member(name: str) -> EventConsumer:
         async def handle(envelopes: list[Envelope[Any]]) -> None:
-            await asyncio.sleep(0.05)  # slow enough for the rebalances to land mid-stream
+            await asyncio.sleep(0.25)  # 15 s for one member: the rebalances land mid-stream
             handled[name].update(e.id for e in envelopes)
 
         return EventConsumer(

@@ -95,9 +95,15 @@ async def _records_until(
         fetched = await consumer.getmany(
             *open_partitions, timeout_ms=1000, max_records=REPLAY_BATCH_RECORDS
         )
-        batch = [r for records in fetched.values() for r in records if r.offset < ends[r.tp]]
+        batch = [
+            r for records in fetched.values() for r in records if r.offset < ends[_partition(r)]
+        ]
         if batch:
             yield batch
+
+
+def _partition(record: ConsumerRecord[bytes, bytes]) -> TopicPartition:
+    return TopicPartition(record.topic, record.partition)
 
 
 def _header(record: ConsumerRecord[bytes, bytes], name: str) -> str | None:
@@ -137,7 +143,7 @@ async def list_dead_letters(
                     event_type=_header(record, "scs-event-type") or _envelope_field(record, "type"),
                     event_id=_header(record, "scs-event-id") or _envelope_field(record, "id"),
                     error=_header(record, f"{DEAD_LETTER_HEADER_PREFIX}error") or "-",
-                    replayed=record.offset < replayed_to[record.tp],
+                    replayed=record.offset < replayed_to[_partition(record)],
                     payload=record.value if with_payload else None,
                 )
                 for record in batch
@@ -184,7 +190,7 @@ async def replay_dead_letters(
                 ]
                 for sent in sends:
                     await sent  # acks=all for the whole batch before its offsets move
-                last = {record.tp: record.offset + 1 for record in batch}
+                last = {_partition(record): record.offset + 1 for record in batch}
                 await consumer.commit(last)
             return ReplayResult(replayed=replayed, already_replayed=already, target=source)
     finally:

@@ -14,13 +14,22 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from prometheus_client import REGISTRY
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from shared.db import Database
 from shared.events import EventType, Mention, TraceContext, new_envelope
-from shared.kafka import EventConsumer, EventProducer, ensure_topics
+from shared.kafka import (
+    EventConsumer,
+    EventProducer,
+    Failure,
+    classify_failure,
+    describe_error,
+    ensure_topics,
+)
 from shared.service import Service, create_service_app
 from shared.settings import ServiceSettings
 from shared.topics import Topic
@@ -236,3 +245,33 @@ async def test_readyz_turns_false_when_a_consumer_task_has_died(prepared: Infra)
 
 async def status_is(status: Any, expected: int) -> bool:
     return bool(await status() == expected)
+
+
+async def test_database_errors_carry_no_statement_parameters_and_are_classified(
+    prepared: Infra,
+) -> None:
+    """hide_parameters: a failing statement's values (customer text) are not in its message."""
+    secret = "Lucía García, calle Mayor 5, 4111 1111 1111 1111"
+    database = Database(prepared.database_url)
+    try:
+        with pytest.raises(DBAPIError) as missing_table:
+            async with database.begin() as conn:
+                await conn.execute(text("SELECT :v FROM no_such_table"), {"v": secret})
+        with pytest.raises(DBAPIError) as bad_value:
+            async with database.begin() as conn:
+                await conn.execute(
+                    text("INSERT INTO kpi_case_facts (case_id) VALUES (:v)"), {"v": uuid.uuid4()}
+                )
+        with pytest.raises(DBAPIError) as data_error:
+            async with database.begin() as conn:
+                await conn.execute(text("SELECT CAST(:v AS integer)"), {"v": secret})
+    finally:
+        await database.dispose()
+    # PostgreSQL itself quotes the bad value; what is logged and dead-lettered does not.
+    assert "4111" in str(data_error.value)
+    assert describe_error(data_error.value) == "DBAPIError (SQLSTATE 22P02)"
+    assert classify_failure(data_error.value) is Failure.POISON
+    assert "4111" not in str(missing_table.value) and "Lucía" not in str(missing_table.value)
+    assert "parameters hidden" in str(missing_table.value)
+    assert classify_failure(missing_table.value) is Failure.TRANSIENT  # 42P01: awaits a migration
+    assert classify_failure(bad_value.value) is Failure.UNEXPECTED  # 23502: not null violated

@@ -43,17 +43,21 @@ async def local(script: str, action: str) -> None:
     assert process.returncode == 0, stderr.decode()
 
 
-async def send_like_a_platform(client: httpx.AsyncClient, url: str, body: object) -> bool:
+async def send_like_a_platform(
+    client: httpx.AsyncClient, url: str, body: object, refusals: list[int]
+) -> bool:
     """POST until 202/200; a 503 or a refused connection is retried, as platforms do."""
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:
             response = await client.post(url, json=body, timeout=15)
         except httpx.TransportError:
+            refusals.append(0)
             await asyncio.sleep(0.5)
             continue
         if response.status_code in (200, 202):
             return True
+        refusals.append(response.status_code)
         assert response.status_code == 503, response.text
         await asyncio.sleep(min(2.0, float(response.headers.get("retry-after", "1"))))
     return False
@@ -66,6 +70,7 @@ async def flow_through(
     tag = uuid.uuid4().hex[:8]
     conversations = [f"outage-{tag}-{n}" for n in range(MENTIONS)]
     senders = asyncio.Semaphore(SENDERS)
+    refusals: list[int] = []
     url = f"{stack.url('ingest')}/v1/mentions"
 
     async with httpx.AsyncClient(headers=INGEST_AUTH) as client:
@@ -73,7 +78,7 @@ async def flow_through(
         async def send(conversation: str) -> bool:
             async with senders:
                 return await send_like_a_platform(
-                    client, url, mention_body(conversation, COMPLAINT)
+                    client, url, mention_body(conversation, COMPLAINT), refusals
                 )
 
         outage = asyncio.create_task(disruption())
@@ -82,7 +87,9 @@ async def flow_through(
             sends.append(asyncio.create_task(send(conversation)))
             await asyncio.sleep(1 / PER_SECOND)
         accepted = await asyncio.gather(*sends)
+        assert outage.done(), "the flow ended before the outage did"
         await outage
+    assert refusals, "the outage never reached the senders"
     return [c for c, ok in zip(conversations, accepted, strict=True) if ok]
 
 
@@ -117,7 +124,7 @@ async def assert_each_became_one_case_and_one_webhook(
                 ),
                 {"keys": [f"x:{c}" for c in accepted]},
             )
-            per_conversation: dict[str, int] = dict(cases.tuples().all())
+            per_conversation: dict[str, int] = {key: count for key, count in cases}
     finally:
         await engine.dispose()
     assert len(per_conversation) == len(accepted)

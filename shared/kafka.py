@@ -261,10 +261,11 @@ class _Rebalances(ConsumerRebalanceListener):  # type: ignore[misc]
 class EventConsumer:
     """Consume one topic in partition-ordered batches; commit each batch after its handler.
 
-    Backpressure: at most `max_batch_records` records are in flight per partition; a partition
-    whose batch failed transiently is paused until the retry succeeds, while the loop keeps
-    polling, so the member stays in its group (max.poll.interval) however long a database or
-    broker outage lasts, and the other partitions keep flowing.
+    Backpressure: at most `max_batch_records` records are fetched at a time, and the next fetch
+    waits until they are committed or waiting. A partition whose batch failed is paused until
+    its retry succeeds while the loop keeps polling, so the member stays in its group
+    (max.poll.interval) however long a database or broker outage lasts, and the other
+    partitions keep flowing.
     """
 
     def __init__(

@@ -16,6 +16,9 @@ from typing import Any
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.errors import KafkaError
 from prometheus_client import REGISTRY
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
@@ -269,9 +272,37 @@ async def test_database_errors_carry_no_statement_parameters_and_are_classified(
         await database.dispose()
     # PostgreSQL itself quotes the bad value; what is logged and dead-lettered does not.
     assert "4111" in str(data_error.value)
-    assert describe_error(data_error.value) == "DBAPIError (SQLSTATE 22P02)"
+    assert describe_error(data_error.value) in {  # asyncpg's own check, or the server's
+        "DBAPIError (SQLSTATE 22000)",
+        "DBAPIError (SQLSTATE 22P02)",
+    }
     assert classify_failure(data_error.value) is Failure.POISON
     assert "4111" not in str(missing_table.value) and "Lucía" not in str(missing_table.value)
     assert "parameters hidden" in str(missing_table.value)
     assert classify_failure(missing_table.value) is Failure.TRANSIENT  # 42P01: awaits a migration
     assert classify_failure(bad_value.value) is Failure.UNEXPECTED  # 23502: not null violated
+
+
+async def test_topics_get_the_configured_replication_or_a_clear_refusal(prepared: Infra) -> None:
+    topic = Topic(f"test.topics-{uuid.uuid4().hex[:8]}.v1", frozenset({EventType.CASE_CREATED}))
+    # One broker cannot hold two replicas: the broker's refusal must not pass in silence.
+    with pytest.raises(KafkaError, match=f"cannot create topic {topic.name}"):
+        await ensure_topics(
+            prepared.bootstrap, [topic], replication_factor=2, min_insync_replicas=2
+        )
+    created = await ensure_topics(prepared.bootstrap, [topic], min_insync_replicas=1)
+    assert created == [topic.name, topic.dead_letter]
+    admin = AIOKafkaAdminClient(bootstrap_servers=prepared.bootstrap)
+    await admin.start()
+    try:
+        [response] = await admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, name) for name in created]
+        )
+    finally:
+        await admin.close()
+    configs = {
+        resource[3]: {entry[0]: entry[1] for entry in resource[4]}
+        for resource in response.resources
+    }
+    assert configs[topic.name]["min.insync.replicas"] == "1"
+    assert configs[topic.dead_letter]["retention.ms"] == str(topic.dead_letter_retention_ms)

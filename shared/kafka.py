@@ -109,6 +109,12 @@ def describe_error(error: BaseException) -> str:
         return f"invalid {cause.title}: {problems}"
     if isinstance(error, InvalidEvent):
         return str(error)[:300]  # shared.events' own messages name no payload value
+    if isinstance(error, OSError | TimeoutError | KafkaError):
+        # Addresses and broker states, which say where the outage is; never message content.
+        name, message = type(error).__name__, str(error)[:300]
+        if not message or message.startswith(name):  # aiokafka's messages start with it
+            return message or name
+        return f"{name}: {message}"
     code = sqlstate_of(error)
     return type(error).__name__ + (f" (SQLSTATE {code})" if code else "")
 

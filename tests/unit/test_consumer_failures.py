@@ -143,3 +143,12 @@ def test_database_and_handler_errors_are_described_by_type_and_sqlstate_only() -
     )
     assert describe_error(wrapped(server, (SECRET,))) == "DBAPIError (SQLSTATE 22001)"
     assert describe_error(ValueError(f"cannot route {SECRET}")) == "ValueError"
+
+
+def test_an_outage_is_described_with_where_it_is() -> None:
+    refused = ConnectionRefusedError(111, "Connect call failed ('10.0.0.5', 5432)")
+    assert describe_error(refused) == (
+        "ConnectionRefusedError: [Errno 111] Connect call failed ('10.0.0.5', 5432)"
+    )
+    assert describe_error(TimeoutError()) == "TimeoutError"
+    assert describe_error(KafkaConnectionError("no broker")) == "KafkaConnectionError: no broker"

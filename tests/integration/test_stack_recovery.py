@@ -1,6 +1,6 @@
-"""`make up` after a crash: the local broker and PostgreSQL killed with -9 come back on the next
-start, with what they had accepted. Right after kill -9 the dead pid is still visible (a zombie
-until reaped), which the scripts once took for a running server.
+"""`make up` after a crash: the local broker, PostgreSQL and Prometheus killed with -9 come back
+on the next start, with what they had accepted. Right after kill -9 the dead pid is still
+visible (a zombie until reaped), which the scripts once took for a running server.
 
 The scripts run in a state dir and on ports of their own, so no other stack is touched.
 """
@@ -24,6 +24,7 @@ from shared.topics import MENTIONS
 
 REPO = Path(__file__).resolve().parents[2]
 LOCAL = REPO / "deploy" / "local"
+SCRIPTS = ("postgres.sh", "kafka.sh", "prometheus.sh")
 ACCEPTED = b"acknowledged before the crash"
 
 
@@ -35,7 +36,7 @@ def free_port() -> int:
 
 
 class LocalStack:
-    """deploy/local/kafka.sh and postgres.sh with their own state dir and ports."""
+    """deploy/local/kafka.sh, postgres.sh and prometheus.sh with their own state dir and ports."""
 
     def __init__(self, state_dir: Path) -> None:
         self.state_dir = state_dir
@@ -46,6 +47,9 @@ class LocalStack:
             "SCS_LOCAL_KAFKA_PORT": str(self.kafka_port),
             "SCS_LOCAL_KAFKA_CONTROLLER_PORT": str(free_port()),
             "SCS_LOCAL_PG_PORT": str(free_port()),
+            "SCS_LOCAL_PROMETHEUS_PORT": str(free_port()),
+            # Nothing listens on the discard port: this Prometheus scrapes no one's services.
+            "SCS_LOCAL_PROMETHEUS_TARGETS": "127.0.0.1:9",
         }
         self.bootstrap = f"127.0.0.1:{self.kafka_port}"
 
@@ -65,8 +69,8 @@ class LocalStack:
     def status(self, script: str) -> str:
         return self.run(script, "status").stdout
 
-    def kafka_pid(self) -> int:
-        return int((self.state_dir / "run" / "kafka.pid").read_text())
+    def pid(self, name: str) -> int:
+        return int((self.state_dir / "run" / f"{name}.pid").read_text())
 
     def postmaster_pid(self) -> int:
         pidfile = self.state_dir / "postgres" / "data" / "postmaster.pid"
@@ -82,16 +86,14 @@ def local_stack() -> Iterator[LocalStack]:
     try:
         yield stack
     finally:
-        stack.run("kafka.sh", "stop")
-        stack.run("postgres.sh", "stop")
+        for script in SCRIPTS:
+            stack.run(script, "stop")
         shutil.rmtree(state_dir, ignore_errors=True)
 
 
-async def test_start_after_kill_9_brings_back_the_broker_and_postgres(
-    local_stack: LocalStack,
-) -> None:
-    local_stack.start("postgres.sh")
-    local_stack.start("kafka.sh")
+async def test_start_after_kill_9_brings_back_what_is_down(local_stack: LocalStack) -> None:
+    for script in SCRIPTS:
+        local_stack.start(script)
     await ensure_topics(local_stack.bootstrap)
     producer = AIOKafkaProducer(bootstrap_servers=local_stack.bootstrap, acks="all")
     await producer.start()
@@ -100,17 +102,22 @@ async def test_start_after_kill_9_brings_back_the_broker_and_postgres(
     finally:
         await producer.stop()
 
-    old_pids = {local_stack.kafka_pid(), local_stack.postmaster_pid()}
+    def pids() -> set[int]:
+        return {
+            local_stack.pid("kafka"),
+            local_stack.pid("prometheus"),
+            local_stack.postmaster_pid(),
+        }
+
+    old_pids = pids()
     for pid in old_pids:
         os.kill(pid, signal.SIGKILL)
 
-    assert "stopped" in local_stack.status("kafka.sh")
-    assert "stopped" in local_stack.status("postgres.sh")
-    local_stack.start("postgres.sh")  # also creates the role and databases through psql
-    local_stack.start("kafka.sh")
-    assert "running" in local_stack.status("kafka.sh")
-    assert "running" in local_stack.status("postgres.sh")
-    assert old_pids.isdisjoint({local_stack.kafka_pid(), local_stack.postmaster_pid()})
+    for script in SCRIPTS:
+        assert "stopped" in local_stack.status(script), script
+        local_stack.start(script)  # postgres.sh also creates the role and databases with psql
+        assert "running" in local_stack.status(script), script
+    assert old_pids.isdisjoint(pids())
 
     # The broker serves again, and what it had acknowledged survived the crash.
     partition = TopicPartition(MENTIONS.name, accepted.partition)

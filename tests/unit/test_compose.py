@@ -37,6 +37,8 @@ def test_compose_file_matches_the_compose_specification() -> None:
     schema = json.loads((REPO / "tests/schemas/compose-spec.json").read_text())
     document = {k: v for k, v in compose().items() if not k.startswith("x-")}
     jsonschema.Draft201909Validator(schema).validate(document)
+    # And as compose sees it once the variables are filled in.
+    jsonschema.Draft201909Validator(schema).validate(resolved(document, with_secrets()))
 
 
 def test_every_service_waits_for_what_it_needs_and_reports_health() -> None:

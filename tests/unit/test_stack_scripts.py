@@ -25,8 +25,13 @@ OPERATOR_INGEST_TOKEN = "operator-ingest-token-from-the-environment"
 
 
 def clean_env(state_dir: Path, **extra: str) -> dict[str, str]:
-    """The caller's environment without any SCS_ variable, on a state dir of the test's own."""
-    env = {name: value for name, value in os.environ.items() if not name.startswith("SCS_")}
+    """The caller's environment without its SCS_ settings, on a state dir of the test's own
+    (downloads stay in the shared cache)."""
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith("SCS_") or name == "SCS_CACHE_DIR"
+    }
     return {**env, "SCS_STATE_DIR": str(state_dir), **extra}
 
 

@@ -93,6 +93,7 @@ export_local_secrets() {
     fi
     file=$(secret_file "$name")
     if [[ ! -s $file ]]; then (umask 077 && new_secret "$name" > "$file"); fi
+    chmod 600 "$file"  # also one kept from before this was private
     export "$name=$(cat "$file")"
     echo "$name: generated, kept in $file" >> "$KEY_SOURCES"
   done

@@ -70,10 +70,15 @@ def test_keys_from_the_environment_win_over_generated_ones(tmp_path: Path) -> No
 
 
 def test_generated_keys_are_private_stable_and_of_the_right_form(tmp_path: Path) -> None:
+    older = tmp_path / "admin-api-key"  # from a stack that kept it readable by all
+    older.write_text("kept-by-an-older-stack-0123456789\n")
+    older.chmod(0o644)
     env = clean_env(tmp_path)
 
     first = stack_env(env)
     second = stack_env(env)
+
+    assert first["SCS_ADMIN_API_KEY"] == "kept-by-an-older-stack-0123456789"
 
     assert {name: first[name] for name in SECRETS} == {name: second[name] for name in SECRETS}
     assert len(set(first[name] for name in SECRETS)) == len(SECRETS)

@@ -288,6 +288,14 @@ def test_only_the_services_and_grafana_publish_ports() -> None:
     assert services["router"]["ports"] == ["10.0.0.5:8003:8003"]
 
 
+def test_the_services_run_without_capabilities() -> None:
+    services = compose()["services"]
+    for name in SERVICE_SETTINGS:
+        assert services[name]["cap_drop"] == ["ALL"], name
+        assert "no-new-privileges:true" in services[name]["security_opt"], name
+    assert "USER scs" in (REPO / "deploy/docker/Dockerfile").read_text()
+
+
 def test_replication_is_one_only_by_default() -> None:
     kafka = resolved(compose(), with_secrets())["services"]["kafka"]["environment"]
     assert kafka["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"] == "1"

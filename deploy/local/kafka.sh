@@ -50,8 +50,8 @@ install_java_and_maven() {
   log "installing ${packages[*]} from Debian packages"
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
   if (( $(java_major) < MIN_JAVA )); then
-    log "$("$JAVA_BIN" -version 2>&1 | head -n 1) is still the default java; point JAVA_HOME at" \
-      "a Java $MIN_JAVA+ (ls /usr/lib/jvm)"
+    log "$JAVA_BIN is still no Java $MIN_JAVA+ after installing ${packages[*]}; point JAVA_HOME" \
+      "at one (ls /usr/lib/jvm)"
     exit 1
   fi
 }

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import stat
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -98,6 +99,41 @@ def test_the_operators_webhook_networks_are_kept(tmp_path: Path) -> None:
     networks = '["10.20.0.0/16"]'
     exported = stack_env(clean_env(tmp_path, SCS_ROUTER_WEBHOOK_ALLOWED_NETWORKS=networks))
     assert exported["SCS_ROUTER_WEBHOOK_ALLOWED_NETWORKS"] == networks
+
+
+def pid_alive(tmp_path: Path, pid: int, marker: str = "") -> bool:
+    """common.sh's pid_alive on a pid file naming PID."""
+    pidfile = tmp_path / "run" / "thing.pid"
+    pidfile.parent.mkdir(exist_ok=True)
+    pidfile.write_text(f"{pid}\n")
+    script = f'source "{LOCAL / "common.sh"}" && pid_alive "{pidfile}" "{marker}"'
+    done = subprocess.run(["bash", "-c", script], env=clean_env(tmp_path), timeout=30)
+    return done.returncode == 0
+
+
+def process_state(pid: int) -> str:
+    return Path(f"/proc/{pid}/stat").read_text().rpartition(") ")[2][:1]
+
+
+def test_a_killed_process_is_dead_although_its_zombie_answers_kill_0(tmp_path: Path) -> None:
+    child = subprocess.Popen(["sleep", "300"])
+    try:
+        assert pid_alive(tmp_path, child.pid, "sleep 300")
+        child.kill()
+        # Not reaped yet: a zombie, as a crashed broker is where PID 1 does not reap.
+        deadline = time.monotonic() + 10
+        while process_state(child.pid) != "Z" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        os.kill(child.pid, 0)
+        assert not pid_alive(tmp_path, child.pid)
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_a_reused_pid_is_not_taken_for_the_server(tmp_path: Path) -> None:
+    assert pid_alive(tmp_path, os.getpid())
+    assert not pid_alive(tmp_path, os.getpid(), "kafka.Kafka")
 
 
 def test_without_java_and_root_kafka_install_stops_with_the_command_to_run(

@@ -1,5 +1,5 @@
 # SCS Router: the two commands are `make run` and `make test`.
-.PHONY: run up down status logs test test-unit lint typecheck bench eval clean
+.PHONY: run up down status logs test test-unit lint typecheck bench eval lock clean
 
 run:        ## Start everything, replay the sample, print a live summary; Ctrl-C stops all
 	@deploy/local/stack.sh run
@@ -26,7 +26,17 @@ lint:
 	@.venv/bin/ruff check . && .venv/bin/ruff format --check .
 
 typecheck:
-	@.venv/bin/mypy shared services
+	@.venv/bin/mypy shared services bench tests
+
+# uv, in a tool venv of its own: it resolves the pins, and is no dependency of the project.
+UV := .cache/uv/bin/uv
+LOCK := $(UV) pip compile pyproject.toml --universal --python-version 3.11 --generate-hashes \
+	--custom-compile-command "make lock" -q
+
+lock:       ## Re-pin requirements*.lock (versions and hashes the image installs) from pyproject.toml
+	@test -x $(UV) || { python3 -m venv .cache/uv && .cache/uv/bin/pip install -q uv; }
+	$(LOCK) -o requirements.lock
+	$(LOCK) --extra ml --extra transformer -o requirements-transformer.lock
 
 eval:       ## Train and measure the classifier on ../shared/data (the figures docs/classifier.md records)
 	@deploy/local/stack.sh bootstrap && .venv/bin/python bench/eval_classifier.py $(EVAL_ARGS)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Prometheus from Debian packages, scraping the four local services, with the SLA alert rules.
 # Usage: prometheus.sh install|start|stop|status
+# shellcheck source=deploy/local/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 PROM_PORT="${SCS_LOCAL_PROMETHEUS_PORT:-9090}"
 PROM_DIR="$STATE_DIR/prometheus"
@@ -19,9 +20,10 @@ install() {
 
 start() {
   install
-  if pid_alive "$PIDFILE"; then log "prometheus already running"; return 0; fi
+  if pid_alive "$PIDFILE" prometheus; then log "prometheus already running"; return 0; fi
   mkdir -p "$PROM_DIR/data"
   local targets
+  # shellcheck disable=SC2086  # split host:port,host:port on purpose
   targets=$(printf '"%s", ' ${TARGETS//,/ }); targets="[${targets%, }]"
   cat > "$PROM_DIR/prometheus.yml" <<YAML
 global:
@@ -44,8 +46,8 @@ YAML
   fi
 }
 
-stop() { stop_pid "$PIDFILE" prometheus; }
-status() { if pid_alive "$PIDFILE"; then echo "prometheus: running (127.0.0.1:$PROM_PORT)"; else echo "prometheus: stopped"; fi; }
+stop() { stop_pid "$PIDFILE" prometheus prometheus; }
+status() { if pid_alive "$PIDFILE" prometheus; then echo "prometheus: running (127.0.0.1:$PROM_PORT)"; else echo "prometheus: stopped"; fi; }
 
 case "${1:-}" in
   install|start|stop|status) "$1" ;;

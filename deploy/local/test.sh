@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole suite: brings up Kafka, PostgreSQL and Prometheus for the tests (own state dir
 # and ports, set by stack.sh test), runs pytest, and stops what it started.
+# shellcheck source=deploy/local/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 "$REPO_DIR/deploy/local/stack.sh" bootstrap
 cleanup() {

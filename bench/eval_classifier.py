@@ -76,6 +76,11 @@ def _trained(train_csv: str, test_csv: str, encoder: bool) -> Callable[[Path, Pa
     return measure
 
 
+def _complaints(language: str, split: str) -> Callable[[Path, Path], float]:
+    path = MULTISECTOR / f"complaints_multisector_{language}.csv"
+    return lambda _data, _workdir: complaint_rows_f1(path, split)
+
+
 FIGURES = [
     Figure(
         "en-encoder",
@@ -128,9 +133,7 @@ FIGURES = [
             f"complaints-{language}-{split}",
             f"rules on the {split} rows of tests/data/classifier/"
             f"complaints_multisector_{language}.csv",
-            lambda _data, _work, language=language, split=split: complaint_rows_f1(
-                MULTISECTOR / f"complaints_multisector_{language}.csv", split
-            ),
+            _complaints(language, split),
             target=0.80 if (language, split) == ("en", "test") else None,
         )
         for language in ("en", "es")

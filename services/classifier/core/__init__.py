@@ -1,8 +1,9 @@
 """The classifier's pure core: no Kafka, no database, no network.
 
 Mention + ClassificationContext -> Classification, with the shipped multilingual rules and
-lexicons (services/classifier/core/lexicons/*.yaml) or a trained model on top, plus the
-velocity tracker whose state the service persists. See docs/classifier.md.
+lexicons (services/classifier/core/lexicons/*.yaml) or a trained model on top, plus the crisis
+velocity counts (per-topic time buckets) whose state the service keeps in PostgreSQL. See
+docs/classifier.md.
 """
 
 from .classifier import (
@@ -20,9 +21,16 @@ from .lexicon import DEFAULT_DIR as DEFAULT_LEXICON_DIR
 from .lexicon import LexiconSet, default_lexicons, load_lexicons
 from .records import classification_record, mention_from_record
 from .rules import Analysis
-from .velocity import VelocityTracker, classify_tracked
+from .velocity import (
+    BUCKETS_PER_WINDOW,
+    CountedSignal,
+    VelocityCounts,
+    VelocityWindow,
+    is_negative_signal,
+)
 
 __all__ = [
+    "BUCKETS_PER_WINDOW",
     "DEFAULT_LEXICON_DIR",
     "NO_CONTEXT",
     "RULES_MODEL",
@@ -30,16 +38,18 @@ __all__ = [
     "Analysis",
     "ClassificationContext",
     "Classifier",
+    "CountedSignal",
     "LanguageDetector",
     "LexiconSet",
     "ModelScores",
     "TextModel",
-    "VelocityTracker",
+    "VelocityCounts",
+    "VelocityWindow",
     "classification_record",
     "classify",
-    "classify_tracked",
     "default_lexicons",
     "detect_language",
+    "is_negative_signal",
     "load_lexicons",
     "mention_from_record",
     "topic_key",

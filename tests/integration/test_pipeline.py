@@ -147,9 +147,7 @@ class ClassifiedWatch:
     the end of the topic when started: the evidence of how far the classifier got."""
 
     def __init__(self, bootstrap: str, keys: set[str]) -> None:
-        self._consumer = AIOKafkaConsumer(
-            CLASSIFICATIONS.name, bootstrap_servers=bootstrap, enable_auto_commit=False
-        )
+        self._consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
         self._keys = keys
         self.seen: set[str] = set()
         self._task: asyncio.Task[None] | None = None
@@ -204,8 +202,8 @@ async def test_classifier_killed_mid_stream_loses_and_duplicates_nothing(
                 await asyncio.sleep(0.02)
 
     watch = ClassifiedWatch(stack.infra.bootstrap, set(keys))
-    await watch.start()
     try:
+        await watch.start()
         posting = asyncio.create_task(post_all())
         # Kill only once the classifier is demonstrably mid-stream: it has published some of
         # this run's classifications, and mentions it has not classified yet are still coming.

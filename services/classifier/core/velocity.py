@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import repeat
 
 from shared.events import Classification, Mention
 
@@ -93,7 +94,7 @@ class VelocityCounts:
         width = self.window.bucket_seconds
         first = self.window.first_bucket(mention.created_at)
         last = first + (self.window.buckets - 1) * width
-        total = sum(per_bucket.get(bucket, 0) for bucket in range(first, last + 1, width))
+        total = sum(map(per_bucket.get, range(first, last + 1, width), repeat(0)))
         itself = self._counted.get(mention.mention_id)
         if itself is not None and itself.topic == topic and first <= itself.bucket <= last:
             total -= 1

@@ -176,4 +176,5 @@ def test_a_storm_costs_what_calm_costs_per_mention(
     calm = seconds_for(calm_state, calm_topics)
     assert VelocityCounts(WINDOW, storm_state).similar_before(items[0], "storm") == 20_000
     assert VelocityCounts(WINDOW, calm_state).similar_before(items[0], "calm-0") == 1
-    assert storm < 2 * calm, f"storm {storm:.4f} s vs calm {calm:.4f} s"
+    # Loose on purpose (a shared, noisy machine): scanning the 20,000 costs about 1,000x.
+    assert storm < 3 * calm, f"storm {storm:.4f} s vs calm {calm:.4f} s"

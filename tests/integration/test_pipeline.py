@@ -14,7 +14,15 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from shared.topics import CLASSIFICATIONS
-from tests.integration.conftest import INGEST_AUTH, Receiver, Stack, eventually
+from tests.integration.conftest import (
+    ADMIN_KEY,
+    CLASSIFIER_TOKEN,
+    INGEST_AUTH,
+    INGEST_TOKEN,
+    Receiver,
+    Stack,
+    eventually,
+)
 
 
 def mention_body(
@@ -272,6 +280,19 @@ async def test_classifier_killed_mid_stream_loses_and_duplicates_nothing(
     await asyncio.sleep(1)  # any duplicate delivery would arrive now
     case_ids = [e["data"]["case"]["case_id"] for e in receiver.matching(created_for_run)]
     assert len(case_ids) == len(set(case_ids)) == len(conversations)
+
+
+async def test_classify_on_demand_takes_only_the_classifier_token_or_the_admin_key(
+    stack: Stack,
+) -> None:
+    complaint = {"text": "My order never arrived, I want a refund", "language": "en"}
+    async with httpx.AsyncClient(base_url=stack.url("classifier")) as client:
+        for token, status in ((CLASSIFIER_TOKEN, 200), (ADMIN_KEY, 200), (INGEST_TOKEN, 401)):
+            response = await client.post(
+                "/v1/classify", json=complaint, headers={"Authorization": f"Bearer {token}"}
+            )
+            assert response.status_code == status, response.text
+        assert (await client.post("/v1/classify", json=complaint)).status_code == 401
 
 
 async def test_sigterm_stops_a_consumer_cleanly_and_it_resumes(stack: Stack) -> None:

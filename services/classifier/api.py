@@ -8,14 +8,17 @@ the token is checked before the body is read. Scoring runs in a worker thread, s
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException
 
 from services.classifier.core import ClassificationContext, Classifier
 from shared.events import Author, Channel, Classification, Mention, MentionKind, utcnow
 from shared.http import authenticated_route
+from shared.problems import Problem
 from shared.service import service_part
 
 REALM = "classifier"
@@ -31,9 +34,30 @@ def accepted_tokens(service: Any) -> list[str]:
     ]
 
 
-router = APIRouter(
-    prefix="/v1", tags=["classifier"], route_class=authenticated_route(accepted_tokens, REALM)
-)
+AuthenticatedRoute = authenticated_route(accepted_tokens, REALM)
+
+
+class ClassifierRoute(AuthenticatedRoute):  # type: ignore[misc,valid-type]
+    """JSON nested deeper than the parser's recursion limit is a bad field like any other (422),
+    not FastAPI's generic 400; the token is still checked first, before the body is read."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler: Callable[[Request], Coroutine[Any, Any, Response]] = super().get_route_handler()
+
+        async def parsed(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except HTTPException as exc:
+                if isinstance(exc.__cause__, RecursionError):
+                    raise Problem(
+                        422, "Unprocessable Content", "the body is nested too deeply"
+                    ) from exc
+                raise
+
+        return parsed
+
+
+router = APIRouter(prefix="/v1", tags=["classifier"], route_class=ClassifierRoute)
 
 LoadedClassifier = Annotated[Classifier, Depends(service_part("classifier", Classifier))]
 

@@ -21,16 +21,9 @@ from .lexicon import DEFAULT_DIR as DEFAULT_LEXICON_DIR
 from .lexicon import LexiconSet, default_lexicons, load_lexicons
 from .records import classification_record, mention_from_record
 from .rules import Analysis
-from .velocity import (
-    BUCKETS_PER_WINDOW,
-    CountedSignal,
-    VelocityCounts,
-    VelocityWindow,
-    is_negative_signal,
-)
+from .velocity import VelocityCounts, VelocityWindow
 
 __all__ = [
-    "BUCKETS_PER_WINDOW",
     "DEFAULT_LEXICON_DIR",
     "NO_CONTEXT",
     "RULES_MODEL",
@@ -38,7 +31,6 @@ __all__ = [
     "Analysis",
     "ClassificationContext",
     "Classifier",
-    "CountedSignal",
     "LanguageDetector",
     "LexiconSet",
     "ModelScores",
@@ -49,7 +41,6 @@ __all__ = [
     "classify",
     "default_lexicons",
     "detect_language",
-    "is_negative_signal",
     "load_lexicons",
     "mention_from_record",
     "topic_key",

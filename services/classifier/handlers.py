@@ -2,7 +2,9 @@
 read from and written to PostgreSQL, then publish the classifications.
 
 The classification event id is fixed by the mention, so a batch redone after a crash publishes
-events the router recognises as already seen.
+events the router recognises as already seen; velocity remembers which mentions it counted, so
+the redone batch neither counts them again nor counts them in their own velocity. Metrics are
+counted only once the batch is published.
 """
 
 from __future__ import annotations
@@ -10,17 +12,19 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from services.classifier import repository
-from services.classifier.core import ClassificationContext, Classifier, ModelScores, topic_key
-from services.classifier.metrics import (
-    CLASSIFY_SECONDS,
-    INTENTS,
-    LANGUAGES,
-    PRIORITIES,
-    SENTIMENTS,
+from services.classifier.core import (
+    UNDETERMINED,
+    ClassificationContext,
+    Classifier,
+    ModelScores,
+    VelocityCounts,
+    VelocityWindow,
+    topic_key,
 )
+from services.classifier.metrics import CLASSIFY_SECONDS, count_published
 from shared.db import Database
 from shared.events import (
     Classification,
@@ -36,24 +40,6 @@ from shared.events import (
 from shared.kafka import EventProducer
 from shared.topics import CLASSIFICATIONS
 
-Signal = tuple[uuid.UUID, str, datetime]
-
-
-def is_negative_signal(classification: Classification) -> bool:
-    """What counts towards velocity: complaints and clearly negative mentions."""
-    return classification.is_complaint or classification.sentiment.label == "negative"
-
-
-def similar_recent(signals: list[Signal], mention: Mention, topic: str, window: timedelta) -> int:
-    since = mention.created_at - window
-    return sum(
-        1
-        for mention_id, key, occurred_at in signals
-        if key == topic
-        and since < occurred_at <= mention.created_at
-        and mention_id != mention.mention_id
-    )
-
 
 class MentionClassifier:
     def __init__(
@@ -68,7 +54,8 @@ class MentionClassifier:
         self._producer = producer
         self._classifier = classifier
         self._tenant = tenant
-        self._window = velocity_window
+        self._window = VelocityWindow(int(velocity_window.total_seconds()))
+        self._known_languages = frozenset(classifier.lexicons.languages) | {UNDETERMINED}
 
     async def handle(self, envelopes: list[Envelope[Mention]]) -> None:
         customer = [e.data for e in envelopes if e.data.kind is not MentionKind.REPLY]
@@ -89,17 +76,20 @@ class MentionClassifier:
             m.mention_id: topic_key(m, analyses[m.mention_id], self._classifier.lexicons)
             for m in customer
         }
-        signals: list[Signal] = []
+        velocity = VelocityCounts(self._window)
         if customer:
             async with self._db.begin() as conn:
-                signals = await repository.recent_signals(
+                velocity = await repository.load_velocity(
                     conn,
                     self._tenant,
+                    self._window,
                     sorted(set(topics.values())),
-                    min(m.created_at for m in customer) - self._window,
+                    [m.mention_id for m in customer],
+                    min(m.created_at for m in customer),
+                    max(m.created_at for m in customer),
                 )
         started = time.perf_counter()
-        new_signals: list[Signal] = []
+        classifications: list[Classification] = []
         outgoing: list[Envelope[MentionClassified]] = []
         for envelope in envelopes:
             mention = envelope.data
@@ -107,8 +97,8 @@ class MentionClassifier:
             if mention.kind is not MentionKind.REPLY:
                 topic = topics[mention.mention_id]
                 context = ClassificationContext(
-                    similar_negative_recent=similar_recent(signals, mention, topic, self._window),
-                    window_seconds=int(self._window.total_seconds()),
+                    similar_negative_recent=velocity.similar_before(mention, topic),
+                    window_seconds=self._window.window_seconds,
                     topic=topic,
                 )
                 classification = self._classifier.decide_batch(
@@ -116,11 +106,8 @@ class MentionClassifier:
                     [analyses[mention.mention_id]],
                     scores.get(mention.mention_id),
                 )[0]
-                _count(classification)
-                if is_negative_signal(classification):
-                    signal = (mention.mention_id, topic, mention.created_at)
-                    signals.append(signal)
-                    new_signals.append(signal)
+                velocity.observe(mention, topic, classification)
+                classifications.append(classification)
             outgoing.append(
                 new_envelope(
                     EventType.MENTION_CLASSIFIED,
@@ -131,20 +118,15 @@ class MentionClassifier:
                     event_id=stable_id(EventType.MENTION_CLASSIFIED.value, str(envelope.id)),
                 )
             )
-        CLASSIFY_SECONDS.observe(time.perf_counter() - started)
-        if new_signals:
+        classify_seconds = time.perf_counter() - started
+        if velocity.new_signals:
             async with self._db.begin() as conn:
-                await repository.add_signals(conn, self._tenant, new_signals)
+                await repository.record_velocity(conn, self._tenant, velocity.new_signals)
         await self._producer.publish_many(CLASSIFICATIONS, outgoing)
+        CLASSIFY_SECONDS.observe(classify_seconds)
+        count_published(classifications, self._known_languages)
 
     async def prune(self) -> None:
+        horizon = timedelta(seconds=2 * self._window.window_seconds) + timedelta(days=1)
         async with self._db.begin() as conn:
-            await repository.prune(conn, utcnow() - 2 * self._window - timedelta(days=1))
-
-
-def _count(classification: Classification) -> None:
-    PRIORITIES.labels(classification.priority.value).inc()
-    SENTIMENTS.labels(classification.sentiment.label).inc()
-    LANGUAGES.labels(classification.language).inc()
-    for intent in classification.intents:
-        INTENTS.labels(intent.value).inc()
+            await repository.prune(conn, utcnow() - horizon)

@@ -239,8 +239,9 @@ async def eventually(
     check: Callable[[], Awaitable[bool]] | Callable[[], bool],
     timeout: float = 60,
     interval: float = 0.25,
+    what: str = "condition",
 ) -> None:
-    """Poll until `check` is true; fail with the time waited."""
+    """Poll until `check` is true; fail saying what was awaited and for how long."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         outcome = check()
@@ -249,7 +250,7 @@ async def eventually(
         if outcome:
             return
         await asyncio.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout} s")
+    raise AssertionError(f"{what} not met within {timeout} s")
 
 
 async def read_topic(bootstrap: str, topic: str) -> list[Any]:

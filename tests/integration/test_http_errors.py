@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.integration.conftest import ADMIN_KEY, INGEST_AUTH, Stack
+from tests.integration.conftest import ADMIN_KEY, CLASSIFIER_TOKEN, INGEST_AUTH, Stack
 
 
 async def test_ingest_rejects_bad_mentions_with_problem_json(stack: Stack) -> None:
@@ -95,5 +95,9 @@ async def test_every_service_answers_unknown_routes_and_methods_with_4xx(stack: 
             assert missing.headers["content-type"] == "application/problem+json"
             wrong_method = await client.delete(f"{stack.url(name)}/healthz")
             assert wrong_method.status_code == 405
-        bad_classify = await client.post(f"{stack.url('classifier')}/v1/classify", json={"text": 3})
+        bad_classify = await client.post(
+            f"{stack.url('classifier')}/v1/classify",
+            json={"text": 3},
+            headers={"Authorization": f"Bearer {CLASSIFIER_TOKEN}"},
+        )
         assert bad_classify.status_code == 422

@@ -1,8 +1,9 @@
 """The classifier's pure core: no Kafka, no database, no network.
 
 Mention + ClassificationContext -> Classification, with the shipped multilingual rules and
-lexicons (services/classifier/core/lexicons/*.yaml) or a trained model on top, plus the
-velocity tracker whose state the service persists. See docs/classifier.md.
+lexicons (services/classifier/core/lexicons/*.yaml) or a trained model on top, plus the crisis
+velocity counts (per-topic time buckets) whose state the service keeps in PostgreSQL. See
+docs/classifier.md.
 """
 
 from .classifier import (
@@ -20,7 +21,7 @@ from .lexicon import DEFAULT_DIR as DEFAULT_LEXICON_DIR
 from .lexicon import LexiconSet, default_lexicons, load_lexicons
 from .records import classification_record, mention_from_record
 from .rules import Analysis
-from .velocity import VelocityTracker, classify_tracked
+from .velocity import VelocityCounts, VelocityWindow
 
 __all__ = [
     "DEFAULT_LEXICON_DIR",
@@ -34,10 +35,10 @@ __all__ = [
     "LexiconSet",
     "ModelScores",
     "TextModel",
-    "VelocityTracker",
+    "VelocityCounts",
+    "VelocityWindow",
     "classification_record",
     "classify",
-    "classify_tracked",
     "default_lexicons",
     "detect_language",
     "load_lexicons",

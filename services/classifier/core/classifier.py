@@ -39,6 +39,8 @@ from .text import normalize, tokenize
 RULES_MODEL = "rules-v1"
 _ADDRESSED_KINDS = frozenset({MentionKind.DM, MentionKind.COMMENT, MentionKind.REVIEW})
 SentimentLabel = Literal["negative", "neutral", "positive"]
+# A brand name is client input: cut, it keeps a topic key within its 256-character column.
+TOPIC_BRAND_CHARS = 128
 
 
 class ClassificationContext(BaseModel):
@@ -88,7 +90,7 @@ def topic_key(mention: Mention, analysis: Analysis, lexicons: LexiconSet) -> str
     Topic names are language-neutral ("delay" for both "delayed" and "retraso"), so a storm in
     two languages is one storm; a negative mention with neither is the brand's general topic.
     """
-    brand = (mention.brand or "-").lower()
+    brand = (mention.brand or "-").lower()[:TOPIC_BRAND_CHARS]
     if analysis.crisis:
         weights = lexicons.rules.crisis.categories
         category = max(analysis.crisis, key=lambda name: (weights.get(name, 0.0), name))

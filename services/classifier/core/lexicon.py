@@ -104,12 +104,6 @@ class PriorityRules(_Frozen):
     p2_risk_at: float
 
 
-class VelocityRules(_Frozen):
-    window_seconds: int
-    max_events_per_topic: int
-    max_topics: int
-
-
 class Rules(_Frozen):
     """rules.yaml, validated: a typo in a brand's override fails at load, not in production."""
 
@@ -118,7 +112,6 @@ class Rules(_Frozen):
     spam: SpamRules
     crisis: CrisisRules
     priority: PriorityRules
-    velocity: VelocityRules
 
 
 @dataclass(slots=True)

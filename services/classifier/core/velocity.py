@@ -1,156 +1,112 @@
-"""Velocity of similar negative mentions: a pure, bounded, serializable sliding-window counter.
+"""Crisis velocity: how many similar negative mentions came in the trailing window.
 
 A single angry tweet is a case; fifty about the same outage in ten minutes are a crisis. The
-tracker counts negative mentions per topic (`topic_key`: brand + crisis category or incident
-topic) by *event* time, so replays and late messages count where they belong. It is idempotent
-per mention id (Kafka redelivers), bounded (events per topic, number of topics), and its state
-is a plain dict the service can store in PostgreSQL and restore after a restart; `restore`
-merges, so snapshots from several partitions combine into one view.
+count is kept per topic (`topic_key`) in BUCKETS_PER_WINDOW time buckets of event time, not as
+a list of mentions: reading the velocity of a mention sums the same fixed number of buckets
+whether ten or ten thousand similar mentions came before it, so a storm costs what calm costs.
+Event time (not arrival time) keeps replays and late messages where they belong.
+
+This module is pure: the service loads the buckets of a batch's topics and the ids it already
+counted from PostgreSQL (shared by every replica, kept across restarts), asks `similar_before`
+and `observe` here per mention, and stores `new_signals`. The ids make it idempotent: a mention
+Kafka redelivers is neither counted twice nor counted in its own velocity.
 """
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Callable
-from datetime import datetime
-from typing import Any
+import math
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from itertools import repeat
 
 from shared.events import Classification, Mention
 
-from .classifier import ClassificationContext, Classifier, topic_key
-
-SNAPSHOT_VERSION = 1
-TopicFunction = Callable[[Mention], str]
+BUCKETS_PER_WINDOW = 60
 
 
-class VelocityTracker:
-    """Negative mentions per topic in the last `window_seconds` of event time."""
+def is_negative_signal(classification: Classification) -> bool:
+    """What counts towards velocity: complaints and clearly negative mentions."""
+    return classification.is_complaint or classification.sentiment.label == "negative"
+
+
+@dataclass(frozen=True, slots=True)
+class CountedSignal:
+    """One negative mention counted in one topic's bucket (`bucket`: start, epoch seconds)."""
+
+    mention_id: uuid.UUID
+    topic: str
+    bucket: int
+
+
+@dataclass(frozen=True, slots=True)
+class VelocityWindow:
+    """The trailing window cut into buckets of `bucket_seconds` (a 600 s window: 10 s)."""
+
+    window_seconds: int
+    bucket_seconds: int = field(init=False)
+    buckets: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        width = max(1, self.window_seconds // BUCKETS_PER_WINDOW)
+        object.__setattr__(self, "bucket_seconds", width)
+        object.__setattr__(self, "buckets", math.ceil(self.window_seconds / width))
+
+    def bucket_of(self, at: datetime) -> int:
+        return int(at.timestamp()) // self.bucket_seconds * self.bucket_seconds
+
+    def first_bucket(self, at: datetime) -> int:
+        """The oldest bucket counted for a mention at `at`; the newest is its own."""
+        return self.bucket_of(at) - (self.buckets - 1) * self.bucket_seconds
+
+    @staticmethod
+    def as_datetime(bucket: int) -> datetime:
+        return datetime.fromtimestamp(bucket, UTC)
+
+    @staticmethod
+    def as_bucket(start: datetime) -> int:
+        return int(start.timestamp())
+
+
+class VelocityCounts:
+    """The buckets of some topics, as loaded, plus what this batch counts on top of them."""
 
     def __init__(
         self,
-        topic_of: TopicFunction | None = None,
-        *,
-        window_seconds: int | None = None,
-        max_events_per_topic: int | None = None,
-        max_topics: int | None = None,
+        window: VelocityWindow,
+        buckets: Mapping[tuple[str, int], int] | None = None,
+        counted: Iterable[CountedSignal] = (),
     ) -> None:
-        classifier = Classifier.default()
-        limits = classifier.rules.velocity
-        self._topic_of = topic_of or classifier.topic_of
-        self.window_seconds = window_seconds or limits.window_seconds
-        self.max_events_per_topic = max_events_per_topic or limits.max_events_per_topic
-        self.max_topics = max_topics or limits.max_topics
-        # topic -> (event time, mention id) in arrival order, and the ids for idempotency
-        self._events: dict[str, deque[tuple[float, str]]] = {}
-        self._seen: dict[str, set[str]] = {}
-        self._latest = float("-inf")
+        self.window = window
+        self._buckets: dict[str, dict[int, int]] = {}
+        for (topic, bucket), negatives in (buckets or {}).items():
+            self._buckets.setdefault(topic, {})[bucket] = negatives
+        self._counted = {signal.mention_id: signal for signal in counted}
+        self.new_signals: list[CountedSignal] = []
 
-    def topic_of(self, mention: Mention) -> str:
-        return self._topic_of(mention)
+    def similar_before(self, mention: Mention, topic: str) -> int:
+        """Negative mentions of `topic` in the window that ends with the mention's bucket,
+        not counting the mention itself: a fixed number of buckets, whatever the storm."""
+        per_bucket = self._buckets.get(topic)
+        if not per_bucket:
+            return 0
+        width = self.window.bucket_seconds
+        first = self.window.first_bucket(mention.created_at)
+        last = first + (self.window.buckets - 1) * width
+        total = sum(map(per_bucket.get, range(first, last + 1, width), repeat(0)))
+        itself = self._counted.get(mention.mention_id)
+        if itself is not None and itself.topic == topic and first <= itself.bucket <= last:
+            total -= 1
+        return max(0, total)
 
-    def context_for(self, mention: Mention, topic: str | None = None) -> ClassificationContext:
-        """How many negative mentions of the same topic came in the window before this one."""
-        key = topic or self._topic_of(mention)
-        at = mention.created_at.timestamp()
-        start = at - self.window_seconds
-        count = sum(
-            1
-            for when, mention_id in self._events.get(key, ())
-            if start <= when <= at and mention_id != str(mention.mention_id)
-        )
-        return ClassificationContext(
-            similar_negative_recent=count, window_seconds=self.window_seconds, topic=key
-        )
-
-    def observe(
-        self, mention: Mention, classification: Classification, topic: str | None = None
-    ) -> bool:
-        """Count the mention if it is negative; False when ignored (not negative or seen)."""
-        if not (classification.is_complaint or classification.sentiment.label == "negative"):
+    def observe(self, mention: Mention, topic: str, classification: Classification) -> bool:
+        """Count the mention if it is negative and not counted yet; True when it was counted."""
+        if not is_negative_signal(classification) or mention.mention_id in self._counted:
             return False
-        return self._add(
-            topic or self._topic_of(mention), mention.created_at, str(mention.mention_id)
-        )
-
-    def _add(self, key: str, created_at: datetime | float, mention_id: str) -> bool:
-        at = created_at if isinstance(created_at, float) else created_at.timestamp()
-        seen = self._seen.setdefault(key, set())
-        if mention_id in seen:
-            return False
-        events = self._events.setdefault(key, deque())
-        events.append((at, mention_id))
-        seen.add(mention_id)
-        self._latest = max(self._latest, at)
-        self._prune(key)
-        if len(self._events) > self.max_topics:
-            self._evict()
+        signal = CountedSignal(mention.mention_id, topic, self.window.bucket_of(mention.created_at))
+        per_bucket = self._buckets.setdefault(topic, {})
+        per_bucket[signal.bucket] = per_bucket.get(signal.bucket, 0) + 1
+        self._counted[signal.mention_id] = signal
+        self.new_signals.append(signal)
         return True
-
-    def _prune(self, key: str) -> None:
-        """Drop events that fell out of the window (by the latest event time) or over the cap."""
-        events, seen = self._events[key], self._seen[key]
-        horizon = self._latest - self.window_seconds
-        if len(events) > 1 and events[-1][0] < events[-2][0]:
-            # out-of-order arrival: keep the deque sorted so pruning from the left is correct
-            ordered = sorted(events)
-            events.clear()
-            events.extend(ordered)
-        while events and (events[0][0] < horizon or len(events) > self.max_events_per_topic):
-            _, dropped = events.popleft()
-            seen.discard(dropped)
-        if not events:
-            del self._events[key], self._seen[key]
-
-    def _evict(self) -> None:
-        """Too many topics: forget the ones whose newest event is oldest."""
-        for key in list(self._events):
-            self._prune(key)
-        excess = len(self._events) - self.max_topics
-        if excess > 0:
-            stale = sorted(self._events, key=lambda name: self._events[name][-1][0])[:excess]
-            for key in stale:
-                del self._events[key], self._seen[key]
-
-    def snapshot(self) -> dict[str, Any]:
-        """Plain JSON-able state: what the service stores to survive restarts."""
-        for key in list(self._events):
-            self._prune(key)
-        return {
-            "version": SNAPSHOT_VERSION,
-            "window_seconds": self.window_seconds,
-            "topics": {
-                key: [[when, mention_id] for when, mention_id in events]
-                for key, events in self._events.items()
-            },
-        }
-
-    def restore(self, snapshot: dict[str, Any]) -> None:
-        """Merge a snapshot in (idempotent: events already known are not counted twice)."""
-        if snapshot.get("version") != SNAPSHOT_VERSION:
-            raise ValueError(f"unsupported velocity snapshot version {snapshot.get('version')!r}")
-        for key, events in snapshot.get("topics", {}).items():
-            for when, mention_id in events:
-                self._add(str(key), float(when), str(mention_id))
-
-    @classmethod
-    def from_snapshot(
-        cls, snapshot: dict[str, Any], topic_of: TopicFunction | None = None
-    ) -> VelocityTracker:
-        tracker = cls(topic_of, window_seconds=int(snapshot["window_seconds"]))
-        tracker.restore(snapshot)
-        return tracker
-
-
-def classify_tracked(
-    classifier: Classifier, tracker: VelocityTracker, mention: Mention
-) -> Classification:
-    """The service's step: context from the tracker, classify, then count it if negative.
-
-    The text is analysed once: the topic comes from the same analysis as the classification.
-    """
-    analysis = classifier.analyze(mention)
-    topic = topic_key(mention, analysis, classifier.lexicons)
-    context = tracker.context_for(mention, topic)
-    classification = classifier.decide_batch([(mention, context)], [analysis])[0]
-    tracker.observe(mention, classification, topic)
-    return classification

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -10,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from bench.eval_classifier import SHARED_FILES, shared_data_dir
 from services.classifier.core import Classifier
 from shared.events import Author, Channel, Mention, MentionKind
 
@@ -17,11 +17,6 @@ REPO = Path(__file__).resolve().parents[3]
 DATA = REPO / "tests" / "data" / "classifier"
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 MakeMention = Callable[..., Mention]
-
-
-def shared_data_dir() -> Path:
-    """../shared/data beside the clone (CI) or SCS_SHARED_DATA_DIR."""
-    return Path(os.environ.get("SCS_SHARED_DATA_DIR", REPO.parent / "shared" / "data"))
 
 
 @pytest.fixture(scope="session")
@@ -33,11 +28,7 @@ def classifier() -> Classifier:
 def shared_data() -> Path:
     """The public labeled sets; missing data is a failure, never a skip (CI has them)."""
     directory = shared_data_dir()
-    missing = [
-        name
-        for name in ("airline_en_train.csv", "airline_en_test.csv", "airline_es_dev.csv")
-        if not (directory / name).is_file()
-    ]
+    missing = [name for name in SHARED_FILES if not (directory / name).is_file()]
     if missing:
         pytest.fail(f"shared labeled data missing in {directory}: {missing} (SCS_SHARED_DATA_DIR)")
     return directory

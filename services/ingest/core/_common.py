@@ -20,6 +20,7 @@ from shared.events import Attachment, Author, Channel, Mention, MentionKind, utc
 # Language codes meaning "no language": BCP 47's undetermined / no linguistic content, and X's
 # tweets of only media, hashtags, mentions or cashtags.
 _NO_LANGUAGE = frozenset({"und", "zxx", "qme", "qht", "qam", "qct"})
+_PRIMARY_SUBTAG = re.compile(r"[a-z]{2,8}")
 # Mention.text's max_length (shared/events.py): longer texts (long e-mails with their quoted
 # history) are cut rather than rejected; `raw` keeps them whole.
 MAX_TEXT = 20_000
@@ -89,6 +90,15 @@ class Obj:
             raise PayloadError(f"{self.at(key)} must be a list", field=self.at(key))
         return [Obj(item, f"{self.at(key)}.{index}") for index, item in enumerate(value)]
 
+    def strings(self, key: str) -> list[str]:
+        """The strings of an optional list field (absent → empty)."""
+        value = self.data.get(key)
+        if value is None:
+            return []
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            raise PayloadError(f"{self.at(key)} must be a list of strings", field=self.at(key))
+        return value
+
     def req_objs(self, key: str) -> list[Obj]:
         self._required(key)
         return self.objs(key)
@@ -126,9 +136,15 @@ def pair_conversation(first: str, second: str) -> str:
 
 
 def primary_language(tag: str | None) -> str | None:
-    """BCP 47 primary subtag, lower case (of the first, for lists like Content-Language's)."""
+    """BCP 47 primary subtag, lower case (of the first, for lists like Content-Language's).
+
+    A value that is no language tag at all ('español', junk) is no language, not a refusal:
+    the classifier detects one from the text.
+    """
     primary = (tag or "").split(",")[0].replace("_", "-").split("-")[0].strip().lower()
-    return None if not primary or primary in _NO_LANGUAGE else primary
+    if primary in _NO_LANGUAGE or not _PRIMARY_SUBTAG.fullmatch(primary):
+        return None
+    return primary
 
 
 def attachment(kind: str, url: str | None = None) -> Attachment:

@@ -165,7 +165,7 @@ def _v2_tweets(
         entities = tweet.opt_obj("entities")
         mentioned = [m.opt_string("id") for m in entities.objs("mentions")] if entities else []
         keys = tweet.opt_obj("attachments")
-        media_keys = keys.data.get("media_keys", []) if keys else []
+        media_keys = keys.strings("media_keys") if keys else []
         yield _tweet(
             tweet=tweet,
             tweet_id=tweet.string("id"),

@@ -43,9 +43,11 @@ async def test_bad_requests_fail_alone_and_good_ones_are_published(stack: Stack)
         answers = await asyncio.gather(
             *(client.post("/v1/mentions", json=body) for body in good[:3]),
             client.post("/v1/webhooks/email", content=huge_email),
-            client.post("/v1/mentions", json=a_mention(f"nul-{run}\x00")),
+            client.post("/v1/mentions", json=a_mention(f"nul-{run}\x00", conversation_id=run)),
             client.post("/v1/mentions", json=a_mention(f"brand-{run}", brand="B" * 256)),
-            client.post("/v1/mentions", json=a_mention(f"id-{run}-" + "x" * 600)),
+            client.post(
+                "/v1/mentions", json=a_mention(f"id-{run}-" + "x" * 600, conversation_id=run)
+            ),
             *(client.post("/v1/mentions", json=body) for body in good[3:]),
         )
     statuses = [answer.status_code for answer in answers]
@@ -55,6 +57,7 @@ async def test_bad_requests_fail_alone_and_good_ones_are_published(stack: Stack)
     assert answers[3].json()["errors"][0]["field"] == "raw"
     assert answers[4].json()["errors"][0]["field"] == "id"
     assert answers[5].json()["errors"][0]["field"] == "brand"
+    assert answers[6].json()["errors"][0]["field"] == "id"
     on_topic = set(await mention_ids_on_topic(stack))
     assert {answer.json()["id"] for answer in answers if answer.status_code == 202} <= on_topic
 

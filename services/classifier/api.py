@@ -8,7 +8,17 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
 from services.classifier.core import ClassificationContext, Classifier
-from shared.events import Author, Channel, Classification, Mention, MentionKind, utcnow
+from shared.events import (
+    Author,
+    Brand,
+    Channel,
+    Classification,
+    LanguageTag,
+    Mention,
+    MentionKind,
+    MentionText,
+    utcnow,
+)
 from shared.service import service_part
 
 router = APIRouter(prefix="/v1", tags=["classifier"])
@@ -18,12 +28,12 @@ LoadedClassifier = Annotated[Classifier, Depends(service_part("classifier", Clas
 
 
 class ClassifyRequest(BaseModel):
-    text: str = Field(max_length=20_000)
-    language: str | None = Field(default=None, min_length=2, max_length=16)
+    text: MentionText
+    language: LanguageTag | None = None
     channel: Channel = Channel.WEB
     kind: MentionKind = MentionKind.MENTION
     author: Author = Field(default_factory=lambda: Author(handle="anonymous"))
-    brand: str | None = None
+    brand: Brand | None = None
     rating: float | None = Field(default=None, ge=0, le=10)
 
 

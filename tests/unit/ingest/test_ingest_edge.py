@@ -15,8 +15,9 @@ import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from prometheus_client import REGISTRY, generate_latest
 
-from services.ingest.core import ParseResult, email, generic, x
+from services.ingest.core import Ignored, ParseResult, email, generic, x
 from services.ingest.core._common import html_to_text
 from services.ingest.handlers import MentionRefused, Overloaded
 from services.ingest.metrics import IGNORED_REASONS, ignored_reason_label
@@ -332,3 +333,31 @@ def test_generic_parse_keeps_unknown_fields() -> None:
     item = generic.GenericMentionIn.model_validate({**A_MENTION, "campaign": {"id": 7}})
     [mention] = generic.parse(item).mentions
     assert mention.raw is not None and mention.raw["campaign"] == {"id": 7}
+
+
+# -- 9, 10. ignored items: counted once, after the batch is durable, under closed labels -------
+def ignored_count(reason: str) -> float:
+    labels = {"channel": "x", "reason": reason}
+    return REGISTRY.get_sample_value("scs_ingest_items_ignored_total", labels) or 0.0
+
+
+class BrokerDownAcceptor(RecordingAcceptor):
+    async def _accept_batch(self, batch: list[Any]) -> list[Any]:
+        raise ConnectionError("broker down")
+
+
+async def test_ignored_items_are_counted_after_the_commit_and_under_closed_labels() -> None:
+    payload_key = f"evil_key_{time.time_ns()}"
+    parsed = ParseResult(
+        [a_mention(f"ignored-{payload_key}")],
+        [Ignored(f"not an interaction: {payload_key}"), Ignored("deleted", "9")],
+    )
+    before = ignored_count("not an interaction"), ignored_count("deleted")
+    with pytest.raises(ConnectionError):  # the sender gets a 503 and retries
+        await BrokerDownAcceptor().accept(parsed, TraceContext.new(), "x")
+    assert (ignored_count("not an interaction"), ignored_count("deleted")) == before
+    await RecordingAcceptor().accept(parsed, TraceContext.new(), "x")  # the retry succeeds
+    assert ignored_count("not an interaction") == before[0] + 1
+    assert ignored_count("deleted") == before[1] + 1
+    exposed = generate_latest(REGISTRY).decode()
+    assert payload_key not in exposed  # the payload's own words never become a series

@@ -153,7 +153,9 @@ class MentionAcceptor:
             for mention in _unique(parsed.mentions)
         ]
         if events:
-            if self._pending + len(events) > self._max_pending:
+            # An empty queue takes any request, so one larger than the bound is not refused
+            # forever; memory stays within the bound plus one request (itself size-limited).
+            if self._pending and self._pending + len(events) > self._max_pending:
                 raise Overloaded
             request = _Request(events, asyncio.get_running_loop().create_future(), ignored)
             self._queue.append(request)

@@ -271,9 +271,21 @@ async def test_a_full_queue_refuses_new_requests_and_recovers() -> None:
     await acceptor.accept(ParseResult([a_mention("4")]), trace)  # room again
 
 
+async def test_a_request_larger_than_the_bound_is_taken_when_the_queue_is_empty() -> None:
+    acceptor = RecordingAcceptor(max_pending_mentions=2)
+    listing = ParseResult([a_mention(str(n)) for n in range(5)])
+    result = await acceptor.accept(listing, TraceContext.new())  # else refused forever
+    assert len(result.accepted) == 5
+
+
+class FullAcceptor(RecordingAcceptor):
+    async def accept(self, parsed: ParseResult, trace: TraceContext, channel: str = "") -> Any:
+        raise Overloaded
+
+
 def test_a_full_queue_is_503_with_retry_after() -> None:
     client, _ = ingest_app()
-    client.app.state.service.acceptor = StalledAcceptor(max_pending_mentions=0)  # type: ignore[attr-defined]
+    client.app.state.service.acceptor = FullAcceptor()  # type: ignore[attr-defined]
     response = client.post("/v1/mentions", json=A_MENTION, headers=AUTH)
     assert response.status_code == 503
     assert response.headers["retry-after"]

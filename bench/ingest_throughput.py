@@ -6,7 +6,8 @@ The HTTP load comes from `wrk` (Debian package `wrk`), a C load generator, so th
 cost does not hide the service's; every request carries a new mention id, so every one is a
 real accept (202), not a duplicate.
 
-Needs Kafka and PostgreSQL (`make up`, or the variables below). Starts its own ingest process.
+Needs Kafka and PostgreSQL (`make up`, or the variables below). Starts its own ingest process,
+with SCS_INGEST_API_TOKEN when it is set (a fresh random token otherwise), and sends it.
     .venv/bin/python bench/ingest_throughput.py [--requests 3000] [--concurrency 32]
 Bounded: the baseline sends --requests records; wrk runs --seconds.
 """
@@ -17,6 +18,7 @@ import argparse
 import asyncio
 import os
 import re
+import secrets
 import shutil
 import statistics
 import subprocess
@@ -135,8 +137,10 @@ async def main() -> None:
     )
     await producer.stop()
 
+    token = os.environ.get("SCS_INGEST_API_TOKEN") or secrets.token_urlsafe(24)
     env = {
         **os.environ,
+        "SCS_INGEST_API_TOKEN": token,
         "SCS_INGEST_PORT": str(BENCH_PORT),
         "SCS_LOG_LEVEL": "WARNING",
         "SCS_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
@@ -154,7 +158,7 @@ async def main() -> None:
                 except httpx.TransportError:
                     pass
                 await asyncio.sleep(0.2)
-        service = await asyncio.to_thread(run_wrk, args.concurrency, args.seconds, run)
+        service = await asyncio.to_thread(run_wrk, args.concurrency, args.seconds, run, token)
     finally:
         process.terminate()
         await process.wait()
@@ -172,6 +176,7 @@ async def main() -> None:
 WRK_SCRIPT = """
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer TOKEN"
 local counter = 0
 request = function()
   counter = counter + 1
@@ -185,11 +190,11 @@ end
 """
 
 
-def run_wrk(connections: int, seconds: float, run: str) -> dict[str, float]:
+def run_wrk(connections: int, seconds: float, run: str, token: str) -> dict[str, float]:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed for the HTTP side: apt-get install wrk")
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(WRK_SCRIPT.replace("RUN", run))
+        script.write(WRK_SCRIPT.replace("RUN", run).replace("TOKEN", token))
     output = subprocess.run(
         [
             "wrk",

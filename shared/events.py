@@ -7,14 +7,25 @@ are plain pydantic models; the pure cores of the services work on them directly.
 
 from __future__ import annotations
 
+import re
 import secrets
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 import orjson
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 SCHEMA_VERSION = 1
 # Namespace for deterministic ids (uuid5): the same input always gives the same id, so a
@@ -29,6 +40,108 @@ def utcnow() -> datetime:
 def stable_id(*parts: str) -> uuid.UUID:
     """Deterministic id from its parts (uuid5), e.g. a mention id from platform and platform id."""
     return uuid.uuid5(ID_NAMESPACE, "\x1f".join(parts))
+
+
+# -- Limits of a mention: the single source for ingest's edge validation ----------------------
+# They follow the columns the mention's values land in later, so a value that would break a
+# column downstream (and be dead-lettered there) is refused at the edge instead.
+# Platform ids: ingest_seen_mentions.platform_id is String(512); a conversation id becomes the
+# router's conversation_key `<channel>:<id>`, String(600), and the longest channel is 15 chars.
+MAX_ID_CHARS = 512
+MAX_HANDLE_CHARS = 256  # router_cases.author_handle
+MAX_NAME_CHARS = 512  # display names and locations: free text, but bounded
+# The classifier's topic_key, String(256), is `<brand lower-cased>|crisis:<category>`.
+MAX_BRAND_CHARS = 128
+MAX_URL_CHARS = 2048
+MAX_LANGUAGE_CHARS = 16  # router_cases.language
+MAX_TEXT_CHARS = 20_000
+# Nesting of platform payloads kept in `raw` (and of unknown fields): real ones are about 10
+# deep; orjson refuses to encode beyond 254 and the envelope adds levels around `raw`.
+MAX_JSON_DEPTH = 64
+# An encoded mention.received event: the classifier's and router's events carry the same
+# mention plus a classification and a case, and every one must stay under the broker's 1 MiB.
+MAX_MENTION_EVENT_BYTES = 900_000
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+_LANGUAGE_TAG = r"^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$"
+
+
+def _single_line(value: str) -> str:
+    """Ids, handles, urls and names end up in keys, columns and headers: no control characters."""
+    if _CONTROL_CHARACTERS.search(value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+def _without_nul(value: str) -> str:
+    """PostgreSQL text and jsonb cannot hold NUL; other control characters (newlines) are text."""
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+def _brand_fits_topic_key(value: str) -> str:
+    if len(value.lower()) > MAX_BRAND_CHARS:  # lower-casing can lengthen some characters
+        raise ValueError(f"must be at most {MAX_BRAND_CHARS} characters once lower-cased")
+    return _single_line(value)
+
+
+Identifier = Annotated[
+    str, StringConstraints(min_length=1, max_length=MAX_ID_CHARS), AfterValidator(_single_line)
+]
+Handle = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=MAX_HANDLE_CHARS),
+    AfterValidator(_single_line),
+]
+Name = Annotated[str, StringConstraints(max_length=MAX_NAME_CHARS), AfterValidator(_without_nul)]
+Brand = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=MAX_BRAND_CHARS),
+    AfterValidator(_brand_fits_topic_key),
+]
+Url = Annotated[
+    str, StringConstraints(min_length=1, max_length=MAX_URL_CHARS), AfterValidator(_single_line)
+]
+LanguageTag = Annotated[
+    str, StringConstraints(max_length=MAX_LANGUAGE_CHARS, pattern=_LANGUAGE_TAG)
+]
+MentionText = Annotated[
+    str, StringConstraints(max_length=MAX_TEXT_CHARS), AfterValidator(_without_nul)
+]
+_INT64_RANGE = range(-(2**63), 2**64)  # what orjson can encode
+
+
+def json_problem(value: Any, max_depth: int = MAX_JSON_DEPTH) -> str | None:
+    """Why decoded JSON cannot travel as an event (too deep, a NUL, an integer orjson cannot
+    encode), or None. Iterative, so no payload can exhaust the stack."""
+    pending: list[tuple[Any, int]] = [(value, 0)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return "contains a NUL character"
+        elif isinstance(item, bool):
+            continue
+        elif isinstance(item, int):
+            if item not in _INT64_RANGE:
+                return "contains an integer out of the 64-bit range"
+        elif isinstance(item, dict | list):
+            if depth >= max_depth:
+                return f"is nested deeper than {max_depth} levels"
+            if isinstance(item, dict):
+                if any("\x00" in str(key) for key in item):
+                    return "contains a NUL character in a key"
+                pending.extend((child, depth + 1) for child in item.values())
+            else:
+                pending.extend((child, depth + 1) for child in item)
+    return None
+
+
+def _travels_as_json(value: Any) -> Any:
+    problem = json_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
 
 
 class Channel(StrEnum):
@@ -56,17 +169,24 @@ class MentionKind(StrEnum):
 class Author(BaseModel):
     model_config = ConfigDict(extra="allow")
 
-    handle: str = Field(min_length=1, max_length=256)
-    display_name: str | None = None
-    followers: int = Field(default=0, ge=0)
+    handle: Handle
+    display_name: Name | None = None
+    followers: int = Field(default=0, ge=0, lt=2**63)
     verified: bool = False
-    language: str | None = None
-    location: str | None = None
+    language: Name | None = None
+    location: Name | None = None
+
+    @model_validator(mode="after")
+    def _extra_fields_travel(self) -> Author:
+        _travels_as_json(self.model_extra)
+        return self
 
 
 class Attachment(BaseModel):
-    kind: str = Field(description="image, video, file, link, sticker, ...")
-    url: str | None = None
+    kind: Annotated[
+        str, StringConstraints(min_length=1, max_length=64), AfterValidator(_single_line)
+    ] = Field(description="image, video, file, link, sticker, ...")
+    url: Url | None = None
 
 
 class Mention(BaseModel):
@@ -75,23 +195,30 @@ class Mention(BaseModel):
     mention_id: uuid.UUID
     channel: Channel
     kind: MentionKind
-    platform_id: str = Field(min_length=1, description="The platform's own id of this item")
-    conversation_id: str = Field(min_length=1, description="Platform thread or conversation id")
-    text: str = Field(max_length=20_000)
+    platform_id: Identifier = Field(description="The platform's own id of this item")
+    conversation_id: Identifier = Field(description="Platform thread or conversation id")
+    text: MentionText
     author: Author
     created_at: AwareDatetime
     received_at: AwareDatetime = Field(default_factory=utcnow)
-    url: str | None = None
-    language: str | None = Field(default=None, description="BCP 47 primary tag, e.g. 'es'")
-    brand: str | None = None
-    in_reply_to: str | None = Field(default=None, description="Platform id of the parent item")
+    url: Url | None = None
+    language: LanguageTag | None = Field(default=None, description="BCP 47 tag, e.g. 'es'")
+    brand: Brand | None = None
+    in_reply_to: Identifier | None = Field(
+        default=None, description="Platform id of the parent item"
+    )
     rating: float | None = Field(
-        default=None, description="Review stars, when the platform has them"
+        default=None, ge=0, le=10, description="Review stars, when the platform has them"
     )
     attachments: list[Attachment] = Field(default_factory=list)
     raw: dict[str, Any] | None = Field(
         default=None, description="The platform payload, as received"
     )
+
+    @field_validator("raw")
+    @classmethod
+    def _raw_travels(cls, raw: dict[str, Any] | None) -> dict[str, Any] | None:
+        return _travels_as_json(raw)  # type: ignore[no-any-return]
 
     @property
     def conversation_key(self) -> str:

@@ -117,7 +117,11 @@ async def replay(
 
 
 async def _post(client: httpx.AsyncClient, row: dict[str, Any]) -> str:
-    """Post one row, retrying 503s (broker down) with the server's Retry-After."""
+    """Post one row, retrying 503s (broker down, queue full) with the server's Retry-After.
+
+    A 401 is the import's fault, not the row's: it counts as failed (the command exits 1),
+    never as a rejected row.
+    """
     for _ in range(20):
         try:
             response = await client.post("/v1/mentions", json=row)
@@ -129,7 +133,10 @@ async def _post(client: httpx.AsyncClient, row: dict[str, Any]) -> str:
         if response.status_code == 200:
             return "duplicate"
         if response.status_code == 503:
-            await asyncio.sleep(float(response.headers.get("retry-after", "1")))
+            retry_after = response.headers.get("retry-after", "")
+            await asyncio.sleep(float(retry_after) if retry_after.isdigit() else 1.0)
             continue
+        if response.status_code == 401:
+            return "failed"
         return "rejected"
     return "failed"

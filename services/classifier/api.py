@@ -16,7 +16,18 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
 from services.classifier.core import ClassificationContext, Classifier
-from shared.events import Author, Channel, Classification, Mention, MentionKind, utcnow
+from shared.events import (
+    Author,
+    Brand,
+    Channel,
+    Classification,
+    Handle,
+    LanguageTag,
+    Mention,
+    MentionKind,
+    MentionText,
+    utcnow,
+)
 from shared.http import authenticated_route
 from shared.problems import Problem
 from shared.service import service_part
@@ -67,7 +78,7 @@ class ClassifyAuthor(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    handle: str = Field(default="anonymous", min_length=1, max_length=256)
+    handle: Handle = "anonymous"
     followers: int = Field(default=0, ge=0, le=10_000_000_000)
     verified: bool = False
 
@@ -75,14 +86,12 @@ class ClassifyAuthor(BaseModel):
 class ClassifyRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    text: str = Field(max_length=20_000)
-    language: str | None = Field(
-        default=None, min_length=2, max_length=16, pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$"
-    )
+    text: MentionText
+    language: LanguageTag | None = None
     channel: Channel = Channel.WEB
     kind: MentionKind = MentionKind.MENTION
     author: ClassifyAuthor = Field(default_factory=ClassifyAuthor)
-    brand: str | None = Field(default=None, max_length=256)
+    brand: Brand | None = None
     rating: float | None = Field(default=None, ge=0, le=10)
 
 

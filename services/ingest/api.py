@@ -2,48 +2,43 @@
 
 from __future__ import annotations
 
-import hmac
 import uuid
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, Response, status
+from fastapi import APIRouter, Depends, Response, status
 from pydantic import BaseModel
 
 from services.ingest.config import IngestSettings
 from services.ingest.core import ParseResult, generic
-from services.ingest.handlers import AcceptResult, InFlight, MentionAcceptor
+from services.ingest.handlers import (
+    AcceptResult,
+    InFlight,
+    MentionAcceptor,
+    MentionRefused,
+    Overloaded,
+)
 from services.ingest.metrics import MENTIONS_REJECTED
 from shared.events import TraceContext
-from shared.http import trace_context
+from shared.http import authenticated_route, trace_context
 from shared.problems import Problem
 from shared.service import service_part
 
-router = APIRouter(prefix="/v1", tags=["ingest"])
-
 RETRY_AFTER_SECONDS = "5"
+
+
+def _accepted_tokens(service: Any) -> list[str] | None:
+    settings: IngestSettings = service.settings
+    return settings.accepted_tokens()
+
+
+# Endpoints no platform signs: the bearer token is checked before the body is even read.
+BearerRoute = authenticated_route(_accepted_tokens, "ingest")
+router = APIRouter(prefix="/v1", tags=["ingest"], route_class=BearerRoute)
 
 
 Acceptor = Annotated[MentionAcceptor, Depends(service_part("acceptor", MentionAcceptor))]
 Settings = Annotated[IngestSettings, Depends(service_part("settings", IngestSettings))]
 Trace = Annotated[TraceContext, Depends(trace_context)]
-
-
-async def require_api_token(
-    settings: Settings, authorization: Annotated[str | None, Header()] = None
-) -> None:
-    """Bearer token for endpoints a platform does not sign (only when one is configured)."""
-    if settings.api_token is None:
-        return
-    scheme, _, token = (authorization or "").partition(" ")
-    expected = settings.api_token.get_secret_value().encode()
-    if scheme.lower() != "bearer" or not hmac.compare_digest(token.encode(), expected):
-        MENTIONS_REJECTED.labels("all", "unauthorized").inc()
-        raise Problem(
-            401,
-            "Unauthorized",
-            "a valid bearer token is required",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
 
 
 class MentionAccepted(BaseModel):
@@ -54,9 +49,26 @@ class MentionAccepted(BaseModel):
 async def accept_or_503(
     acceptor: MentionAcceptor, parsed: ParseResult, trace: TraceContext, channel: str
 ) -> AcceptResult:
-    """Publish through the acceptor; any failure to make it durable is a 503, never a 500."""
+    """Publish through the acceptor; a mention that cannot travel is this request's 413/422 only,
+    any failure to make it durable is a 503, never a 500."""
     try:
         return await acceptor.accept(parsed, trace, channel)
+    except MentionRefused as refused:
+        MENTIONS_REJECTED.labels(channel, "too_large" if refused.status == 413 else "invalid").inc()
+        raise Problem(
+            refused.status,
+            "Content Too Large" if refused.status == 413 else "Unprocessable Content",
+            str(refused),
+            errors=[{"field": refused.field, "message": str(refused)}],
+        ) from None
+    except Overloaded:
+        MENTIONS_REJECTED.labels(channel, "overloaded").inc()
+        raise Problem(
+            503,
+            "Service Unavailable",
+            "too many mentions are waiting to be made durable",
+            headers={"Retry-After": RETRY_AFTER_SECONDS},
+        ) from None
     except InFlight:
         MENTIONS_REJECTED.labels(channel, "in_flight").inc()
         raise Problem(
@@ -77,7 +89,6 @@ async def accept_or_503(
 
 @router.post(
     "/mentions",
-    dependencies=[Depends(require_api_token)],
     status_code=status.HTTP_202_ACCEPTED,
     response_model=MentionAccepted,
     summary="Accept one mention in the generic JSON format",

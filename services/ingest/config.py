@@ -1,6 +1,8 @@
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from typing import Any
+
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import ServiceSettings
@@ -22,9 +24,43 @@ class IngestSettings(ServiceSettings):
     # addresses...) mapped to brand names: their posts are the brand's replies, not mentions.
     # JSON, e.g. {"x": {"1234": "Aurora Telecom"}, "email": {"care@aurora.example": "Aurora"}}
     brand_accounts: dict[str, dict[str, str]] = Field(default_factory=dict)
-    # When set, platform-neutral endpoints (generic mentions, reviews, e-mail, ...) require
-    # `Authorization: Bearer <token>`; X and Meta are authenticated by their signatures.
-    api_token: SecretStr | None = None
+    # Platform-neutral endpoints (generic mentions, reviews, e-mail, ...) require
+    # `Authorization: Bearer <token>`; X and Meta are authenticated by their signatures. One of
+    # the two must be set: an ingest open to anyone is a choice, never a default.
+    api_token: SecretStr | None = Field(default=None, min_length=16)
+    allow_anonymous: bool = False
     x_consumer_secret: SecretStr | None = None
     meta_app_secret: SecretStr | None = None
     meta_verify_token: SecretStr | None = None
+    # Mentions waiting for the next micro-batch; beyond it requests get 503 with Retry-After
+    # instead of growing memory without bound while the broker or PostgreSQL is slow.
+    max_pending_mentions: int = Field(default=5_000, ge=1, le=1_000_000)
+    # A claim older than this is presumed abandoned (the process died between the broker's ack
+    # and marking the mention published): the sender's retry then publishes it again.
+    claim_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
+
+    @field_validator(
+        "api_token", "x_consumer_secret", "meta_app_secret", "meta_verify_token", mode="before"
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        """Compose passes `${VAR:-}` as an empty string: that means "not configured"."""
+        if isinstance(value, str | SecretStr):
+            text = value.get_secret_value() if isinstance(value, SecretStr) else value
+            return text if text.strip() else None
+        return value
+
+    @model_validator(mode="after")
+    def _closed_unless_chosen(self) -> IngestSettings:
+        if self.api_token is None and not self.allow_anonymous:
+            raise ValueError(
+                "set SCS_INGEST_API_TOKEN (bearer token for the unsigned endpoints), or "
+                "SCS_INGEST_ALLOW_ANONYMOUS=true to leave them open on purpose"
+            )
+        return self
+
+    def accepted_tokens(self) -> list[str] | None:
+        """Tokens that open the unsigned endpoints; None when they are open on purpose."""
+        if self.api_token is None:
+            return None
+        return [self.api_token.get_secret_value()]

@@ -28,6 +28,8 @@ class IngestService(Service[IngestSettings]):
             settings.tenant,
             timedelta(days=settings.dedupe_window_days),
             settings.publish_timeout_seconds,
+            max_pending_mentions=settings.max_pending_mentions,
+            claim_timeout=timedelta(seconds=settings.claim_timeout_seconds),
         )
 
     async def on_connected(self) -> None:
@@ -38,7 +40,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
     settings = settings or load_settings(IngestSettings)
     return create_service_app(
         IngestService(settings),
-        [api.router, platforms.router],
+        [api.router, platforms.router, platforms.unsigned_router],
         title="SCS Router — ingest",
         description="Turns platform webhooks and exports into normalized mentions on Kafka.",
     )

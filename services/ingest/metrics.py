@@ -30,3 +30,29 @@ PUBLISH_SECONDS = Histogram(
     ["channel"],
     buckets=LATENCY_BUCKETS,
 )
+
+# Why platform items are ignored, as metric labels: a closed set. Reasons carry what the payload
+# said ("not an interaction: <key>"), and a label value per payload key would let any sender
+# create series without limit; the part before ':' is the kind, anything unknown is 'other'.
+IGNORED_REASONS = frozenset(
+    {
+        "deleted",
+        "removed",
+        "echo",
+        "own post",
+        "retweet",
+        "more",
+        "mention without content",
+        "not a message",
+        "not a post or comment",
+        "not an interaction",
+        "unsupported event",
+        "unsupported field",
+        "unsupported object",
+    }
+)
+
+
+def ignored_reason_label(reason: str) -> str:
+    kind = reason.split(":", 1)[0]
+    return kind if kind in IGNORED_REASONS else "other"

@@ -2,20 +2,22 @@
 
 Every endpoint answers 202 only after the parsed mentions are acknowledged by Kafka; a bad
 signature is 401 and nothing is published; a payload that is not the platform's format is 400
-(not JSON) or 422 (naming the missing field).
+(not JSON) or 422 (naming the missing or invalid field). Parsing runs in a worker thread, so a
+large payload never stalls the event loop that serves every other request.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
 import orjson
-from fastapi import APIRouter, Depends, Query, Request, status
+from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import PlainTextResponse
-from pydantic import BaseModel, SecretStr
+from pydantic import BaseModel, SecretStr, ValidationError
 
-from services.ingest.api import Acceptor, Settings, Trace, accept_or_503, require_api_token
+from services.ingest.api import Acceptor, BearerRoute, Settings, Trace, accept_or_503
 from services.ingest.config import IngestSettings
 from services.ingest.core import (
     ParseResult,
@@ -33,7 +35,11 @@ from services.ingest.metrics import MENTIONS_REJECTED
 from shared.events import TraceContext
 from shared.problems import Problem
 
+# X and Meta sign their deliveries; the others come from pollers or relays with the bearer token.
 router = APIRouter(prefix="/v1/webhooks", tags=["platform webhooks"])
+unsigned_router = APIRouter(
+    prefix="/v1/webhooks", tags=["platform webhooks"], route_class=BearerRoute
+)
 Parser = Callable[..., ParseResult]
 Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
 
@@ -50,12 +56,30 @@ def _secret(value: SecretStr | None, adapter: str) -> str:
     return value.get_secret_value()
 
 
-def _json(body: bytes, adapter: str) -> Any:
+def _parse(body: bytes, adapter: str, parser: Parser, raw_body: bool, brands: Any) -> ParseResult:
+    """JSON (unless the platform sends raw bytes), then the platform's parser; every way the
+    payload can be wrong is a 4xx naming the field."""
     try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError:
+        return parser(body if raw_body else orjson.loads(body), brands=brands)
+    except orjson.JSONDecodeError:  # also JSON nested deeper than orjson's limit
         MENTIONS_REJECTED.labels(adapter, "invalid").inc()
         raise Problem(400, "Bad Request", "the body is not valid JSON") from None
+    except PayloadError as exc:
+        MENTIONS_REJECTED.labels(adapter, "invalid").inc()
+        field = exc.field or "body"
+        raise Problem(
+            422, "Unprocessable Content", str(exc), errors=[{"field": field, "message": str(exc)}]
+        ) from None
+    except ValidationError as exc:  # a value over a limit of the Mention (shared/events.py)
+        MENTIONS_REJECTED.labels(adapter, "invalid").inc()
+        errors = [
+            {"field": ".".join(str(p) for p in error["loc"]) or "body", "message": error["msg"]}
+            for error in exc.errors(include_url=False)
+        ]
+        fields = ", ".join(sorted({error["field"] for error in errors}))
+        raise Problem(
+            422, "Unprocessable Content", f"invalid fields: {fields}", errors=errors
+        ) from None
 
 
 async def _receive(
@@ -74,24 +98,19 @@ async def _receive(
     if signature_valid is not None and not signature_valid(body):
         MENTIONS_REJECTED.labels(adapter, "signature").inc()
         raise Problem(401, "Unauthorized", "the signature does not match the body")
-    payload = body if raw_body else _json(body, adapter)
-    try:
-        parsed = parser(payload, brands=settings.brand_accounts.get(adapter, {}))
-    except PayloadError as exc:
-        MENTIONS_REJECTED.labels(adapter, "invalid").inc()
-        field = exc.field or "body"
-        raise Problem(
-            422, "Unprocessable Content", str(exc), errors=[{"field": field, "message": str(exc)}]
-        ) from None
+    brands = settings.brand_accounts.get(adapter, {})
+    parsed = await asyncio.to_thread(_parse, body, adapter, parser, raw_body, brands)
     result = await accept_or_503(acceptor, parsed, trace, adapter)
     return WebhookAccepted(
         accepted=len(result.accepted), duplicates=len(result.duplicates), ignored=result.ignored
     )
 
 
-def _accepting(path: str, summary: str, **options: Any) -> Callable[[Endpoint], Endpoint]:
+def _accepting(
+    path: str, summary: str, on: APIRouter = router, **options: Any
+) -> Callable[[Endpoint], Endpoint]:
     """`@router.post` for an endpoint that answers 202 with the accepted/duplicate counts."""
-    return router.post(
+    return on.post(
         path,
         summary=summary,
         status_code=status.HTTP_202_ACCEPTED,
@@ -103,7 +122,16 @@ def _accepting(path: str, summary: str, **options: Any) -> Callable[[Endpoint], 
 # -- X (Account Activity API) ---------------------------------------------------------------
 @router.get("/x", summary="X CRC challenge")
 async def x_crc(
-    settings: Settings, crc_token: Annotated[str, Query(min_length=1)]
+    settings: Settings,
+    crc_token: Annotated[
+        str,
+        Query(
+            max_length=x.CRC_TOKEN_MAX_CHARS,
+            pattern=x.CRC_TOKEN_PATTERN,
+            description="URL-safe base64, at most 128 characters: never a JSON body, so the "
+            "answer (an HMAC with the same secret as POST signatures) never signs one",
+        ),
+    ],
 ) -> dict[str, str]:
     secret = _secret(settings.x_consumer_secret, "x")
     return {"response_token": x.crc_response_token(crc_token, secret)}
@@ -166,11 +194,9 @@ _signed_adapter(
 )
 
 
-# -- Platforms delivered by pollers or relays (bearer token when configured) ------------------
+# -- Platforms delivered by pollers or relays (bearer token, checked before the body) ---------
 def _unsigned_adapter(adapter: str, parser: Parser, summary: str, raw_body: bool = False) -> None:
-    @_accepting(
-        f"/{adapter}", summary, dependencies=[Depends(require_api_token)], name=f"{adapter}_events"
-    )
+    @_accepting(f"/{adapter}", summary, on=unsigned_router, name=f"{adapter}_events")
     async def events(
         request: Request, settings: Settings, acceptor: Acceptor, trace: Trace
     ) -> WebhookAccepted:

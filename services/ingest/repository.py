@@ -12,9 +12,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.db import metadata
 
-# A claim older than this is presumed abandoned (the process died before the broker acked).
-CLAIM_TIMEOUT = timedelta(seconds=30)
-
 seen_mentions = Table(
     "ingest_seen_mentions",
     metadata,
@@ -38,11 +35,16 @@ async def relax_commit(conn: AsyncConnection) -> None:
 
 
 async def claim(
-    conn: AsyncConnection, items: list[tuple[uuid.UUID, str, str]], now: datetime
+    conn: AsyncConnection,
+    items: list[tuple[uuid.UUID, str, str]],
+    now: datetime,
+    claim_timeout: timedelta,
 ) -> set[uuid.UUID]:
     """Claim (mention_id, channel, platform_id) rows for publishing; returns the ids we own.
 
-    A row already published, or claimed by a request still in flight, is not returned.
+    A row already published, or claimed by a request still in flight, is not returned. A claim
+    older than `claim_timeout` is presumed abandoned (the process died before marking it
+    published) and is taken over.
     """
     if not items:
         return set()
@@ -63,7 +65,7 @@ async def claim(
         set_={"claimed_at": now},
         where=and_(
             seen_mentions.c.state == "pending",
-            seen_mentions.c.claimed_at < now - CLAIM_TIMEOUT,
+            seen_mentions.c.claimed_at < now - claim_timeout,
         ),
     ).returning(seen_mentions.c.mention_id)
     result = await conn.execute(statement)

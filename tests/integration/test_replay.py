@@ -15,7 +15,7 @@ from tests.integration.conftest import INGEST_TOKEN, REPO, SCS, Stack
 SAMPLE = REPO / "deploy" / "sample" / "mentions.ndjson"
 
 
-async def replay(stack: Stack, path: Path, *extra: str) -> str:
+async def replay(stack: Stack, path: Path, *extra: str, token: str = INGEST_TOKEN) -> str:
     result = await asyncio.to_thread(
         subprocess.run,
         [
@@ -26,15 +26,24 @@ async def replay(stack: Stack, path: Path, *extra: str) -> str:
             "--url",
             stack.url("ingest"),
             "--token",
-            INGEST_TOKEN,
+            token,
             *extra,
         ],
         capture_output=True,
         text=True,
         timeout=300,
     )
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == (0 if token == INGEST_TOKEN else 1), result.stderr
     return result.stdout.strip().splitlines()[-1]
+
+
+async def test_replay_with_a_wrong_token_fails_instead_of_rejecting_rows(
+    stack: Stack, tmp_path: Path
+) -> None:
+    path = tmp_path / "two.ndjson"
+    path.write_text("".join(line + "\n" for line in SAMPLE.read_text().splitlines()[:2]))
+    summary = await replay(stack, path, token="not-the-ingest-token")
+    assert summary == "accepted=0 duplicate=0 rejected=0 failed=2"
 
 
 async def test_replaying_the_sample_twice_accepts_once(stack: Stack) -> None:

@@ -15,6 +15,7 @@ def test_service_and_common_prefixes(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SCS_INGEST_PORT", "9101")
     monkeypatch.setenv("SCS_KAFKA_BOOTSTRAP_SERVERS", "broker-a:9092,broker-b:9092")
     monkeypatch.setenv("SCS_INGEST_X_CONSUMER_SECRET", "s3cret")
+    monkeypatch.setenv("SCS_INGEST_API_TOKEN", "ingest-token-0123456789")
     settings = IngestSettings()
     assert settings.port == 9101
     assert settings.kafka_bootstrap_servers == "broker-a:9092,broker-b:9092"

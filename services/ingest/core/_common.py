@@ -8,9 +8,10 @@ endpoint can answer 422 with it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from html.parser import HTMLParser
+from html import unescape
 from typing import Any
 
 from services.ingest.core import Ignored, ParseResult, PayloadError
@@ -19,6 +20,7 @@ from shared.events import Attachment, Author, Channel, Mention, MentionKind, utc
 # Language codes meaning "no language": BCP 47's undetermined / no linguistic content, and X's
 # tweets of only media, hashtags, mentions or cashtags.
 _NO_LANGUAGE = frozenset({"und", "zxx", "qme", "qht", "qam", "qct"})
+_PRIMARY_SUBTAG = re.compile(r"[a-z]{2,8}")
 # Mention.text's max_length (shared/events.py): longer texts (long e-mails with their quoted
 # history) are cut rather than rejected; `raw` keeps them whole.
 MAX_TEXT = 20_000
@@ -88,6 +90,15 @@ class Obj:
             raise PayloadError(f"{self.at(key)} must be a list", field=self.at(key))
         return [Obj(item, f"{self.at(key)}.{index}") for index, item in enumerate(value)]
 
+    def strings(self, key: str) -> list[str]:
+        """The strings of an optional list field (absent → empty)."""
+        value = self.data.get(key)
+        if value is None:
+            return []
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            raise PayloadError(f"{self.at(key)} must be a list of strings", field=self.at(key))
+        return value
+
     def req_objs(self, key: str) -> list[Obj]:
         self._required(key)
         return self.objs(key)
@@ -125,9 +136,15 @@ def pair_conversation(first: str, second: str) -> str:
 
 
 def primary_language(tag: str | None) -> str | None:
-    """BCP 47 primary subtag, lower case (of the first, for lists like Content-Language's)."""
+    """BCP 47 primary subtag, lower case (of the first, for lists like Content-Language's).
+
+    A value that is no language tag at all ('español', junk) is no language, not a refusal:
+    the classifier detects one from the text.
+    """
     primary = (tag or "").split(",")[0].replace("_", "-").split("-")[0].strip().lower()
-    return None if not primary or primary in _NO_LANGUAGE else primary
+    if primary in _NO_LANGUAGE or not _PRIMARY_SUBTAG.fullmatch(primary):
+        return None
+    return primary
 
 
 def attachment(kind: str, url: str | None = None) -> Attachment:
@@ -135,38 +152,55 @@ def attachment(kind: str, url: str | None = None) -> Attachment:
     return Attachment(kind="image" if kind == "photo" else kind, url=url)
 
 
-class _TextExtractor(HTMLParser):
-    _BREAKS = frozenset({"br", "p", "div", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6"})
-    _SKIP = frozenset({"script", "style", "head", "title"})
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self._skipping = 0
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in self._SKIP:
-            self._skipping += 1
-        elif tag in self._BREAKS:
-            self.parts.append("\n")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in self._SKIP:
-            self._skipping = max(0, self._skipping - 1)
-        elif tag in self._BREAKS:
-            self.parts.append("\n")
-
-    def handle_data(self, data: str) -> None:
-        if not self._skipping:
-            self.parts.append(data)
+# HTML beyond this is not read: the text is cut at MAX_TEXT characters anyway, and markup is
+# rarely more than ten times its text.
+MAX_HTML_CHARS = 20 * MAX_TEXT
+_LINE_BREAK_TAGS = frozenset({"br", "p", "div", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6"})
+_HIDDEN_TAGS = ("script", "style", "head", "title")
+# A tag with its attributes. The quoted values are matched whole, so a `>` inside one does not
+# end the tag; the pattern is an unrolled loop, so it never backtracks more than once per char.
+_TAG = re.compile(r"""<(/?)([A-Za-z][A-Za-z0-9:-]*)[^>"']*(?:(?:"[^"]*"|'[^']*')[^>"']*)*>""")
+_TAG_START = re.compile(r"</?[A-Za-z]")
+_HIDDEN_END = {name: re.compile(rf"</{name}\b", re.IGNORECASE) for name in _HIDDEN_TAGS}
 
 
 def html_to_text(html: str) -> str:
-    """Visible text of an HTML fragment: entities decoded, tags and scripts dropped."""
-    extractor = _TextExtractor()
-    extractor.feed(html)
-    extractor.close()
-    lines = (" ".join(line.split()) for line in "".join(extractor.parts).splitlines())
+    """Visible text of an HTML fragment: entities decoded, tags, comments and scripts dropped.
+
+    One left-to-right pass: every step moves past what it looked at, and a construct left open
+    (a tag, a comment, a declaration) ends the text, so the time is linear in the input and no
+    markup can raise. (The stdlib HTMLParser is quadratic on unclosed tags and raises on some
+    declarations.)
+    """
+    html = html[:MAX_HTML_CHARS]
+    parts: list[str] = []
+    position, end = 0, len(html)
+    while position < end:
+        opening = html.find("<", position)
+        if opening < 0:
+            parts.append(unescape(html[position:]))
+            break
+        parts.append(unescape(html[position:opening]))
+        if html.startswith(("<!", "<?"), opening):  # comment, doctype, CDATA, instruction
+            closer = "-->" if html.startswith("<!--", opening) else ">"
+            found = html.find(closer, opening + 2)
+            position = end if found < 0 else found + len(closer)
+            continue
+        tag = _TAG.match(html, opening)
+        if tag is None:
+            if _TAG_START.match(html, opening):
+                break  # a tag that never closes: the rest is inside it
+            parts.append("<")  # a bare '<' in text, as a browser shows it
+            position = opening + 1
+            continue
+        name = tag.group(2).lower()
+        position = tag.end()
+        if name in _LINE_BREAK_TAGS:
+            parts.append("\n")
+        elif name in _HIDDEN_END and not tag.group(1):
+            hidden_end = _HIDDEN_END[name].search(html, position)
+            position = end if hidden_end is None else hidden_end.start()
+    lines = (" ".join(line.split()) for line in "".join(parts).splitlines())
     return "\n".join(line for line in lines if line)
 
 

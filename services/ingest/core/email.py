@@ -15,6 +15,8 @@ from email import message_from_bytes, policy
 from email.message import EmailMessage
 from email.utils import getaddresses, parseaddr, parsedate_to_datetime
 
+from pydantic import ValidationError
+
 from services.ingest.core import ParseResult, PayloadError
 from services.ingest.core._common import (
     attachment,
@@ -41,6 +43,21 @@ def parse(
     one of them is attributed to that brand.
     """
     source = message.encode() if isinstance(message, str) else message
+    try:
+        return _parse(source, brands, received_at)
+    except (PayloadError, ValidationError):
+        raise
+    except Exception as exc:
+        # The stdlib's email package parses headers lazily and raises assorted errors
+        # (AttributeError, IndexError, ValueError...) on malformed ones: the message is bad.
+        raise PayloadError(
+            f"the message cannot be parsed as RFC 5322 ({type(exc).__name__})", field="body"
+        ) from exc
+
+
+def _parse(
+    source: bytes, brands: Mapping[str, str] | None, received_at: datetime | None
+) -> ParseResult:
     mail = message_from_bytes(source, policy=policy.default)
     if not isinstance(mail, EmailMessage):  # the `default` policy always builds EmailMessage
         raise TypeError("email policy did not produce an EmailMessage")
@@ -113,7 +130,11 @@ def _body(mail: EmailMessage) -> str:
     part = mail.get_body(preferencelist=("plain", "html"))
     if not isinstance(part, EmailMessage):
         return ""
-    content = part.get_content()
+    try:
+        content = part.get_content()
+    except (LookupError, UnicodeError):  # an unknown or wrong charset: keep what is readable
+        payload = part.get_payload(decode=True)
+        content = payload.decode("utf-8", errors="replace") if isinstance(payload, bytes) else ""
     if not isinstance(content, str):
         return ""
     return (html_to_text(content) if part.get_content_subtype() == "html" else content).strip()

@@ -6,36 +6,60 @@ import hashlib
 from datetime import datetime
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from services.ingest.core import ParseResult
-from shared.events import Attachment, Author, Channel, Mention, MentionKind, utcnow
+from shared.events import (
+    MAX_JSON_DEPTH,
+    Attachment,
+    Author,
+    Brand,
+    Channel,
+    Identifier,
+    LanguageTag,
+    Mention,
+    MentionKind,
+    MentionText,
+    Url,
+    json_problem,
+    utcnow,
+)
 
 
 class GenericMentionIn(BaseModel):
-    """What an integrator posts. Unknown fields are kept (in `raw`), never rejected."""
+    """What an integrator posts. Unknown fields are kept (in `raw`), never rejected.
+
+    Field limits are the Mention's own (shared/events.py), so whatever passes here also passes
+    every column downstream.
+    """
 
     model_config = ConfigDict(extra="allow")
 
     channel: Channel
     kind: MentionKind
-    text: str = Field(max_length=20_000)
+    text: MentionText
     author: Author
     created_at: AwareDatetime
-    conversation_id: str = Field(min_length=1, max_length=512, description="Thread id")
-    id: str | None = Field(
+    conversation_id: Identifier = Field(description="Thread id")
+    id: Identifier | None = Field(
         default=None,
-        min_length=1,
-        max_length=512,
         description="The platform's id of the item; when absent one is derived from the content, "
         "so the same post sent twice is still recognised as one.",
     )
-    url: str | None = Field(default=None, max_length=2048)
-    language: str | None = Field(default=None, min_length=2, max_length=16)
-    brand: str | None = Field(default=None, max_length=256)
-    in_reply_to: str | None = Field(default=None, max_length=512)
+    url: Url | None = None
+    language: LanguageTag | None = None
+    brand: Brand | None = None
+    in_reply_to: Identifier | None = None
     rating: float | None = Field(default=None, ge=0, le=10)
     attachments: list[Attachment] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unknown_fields_travel(self) -> GenericMentionIn:
+        """Unknown fields travel in `raw`, one level below the mention: they must fit there."""
+        problem = json_problem(self.model_extra, MAX_JSON_DEPTH - 1)
+        if problem is not None:
+            raise ValueError(f"an unknown field {problem}")
+        return self
 
 
 def derived_platform_id(item: GenericMentionIn) -> str:

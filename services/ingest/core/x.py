@@ -10,6 +10,7 @@ kept so the router can link them.
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any
@@ -31,6 +32,15 @@ _V1_TIME = "%a %b %d %H:%M:%S %z %Y"
 # Top-level Account Activity keys that describe the delivery rather than carry events.
 _CONTEXT_KEYS = frozenset({"for_user_id", "user_has_blocked", "users", "apps"})
 _PARSED_EVENTS = frozenset({"tweet_create_events", "direct_message_events"})
+# The CRC answer is the same HMAC as a POST signature, over the token instead of the body. A
+# token is therefore bounded to URL-safe base64: no `{`, so no token is ever a JSON object.
+CRC_TOKEN_MAX_CHARS = 128
+CRC_TOKEN_PATTERN = r"^[A-Za-z0-9_=-]+$"
+_CRC_TOKEN_BYTES = re.compile(rb"[A-Za-z0-9_=-]{1,%d}" % CRC_TOKEN_MAX_CHARS)
+
+
+def is_crc_token(value: bytes) -> bool:
+    return _CRC_TOKEN_BYTES.fullmatch(value) is not None
 
 
 def _signed(consumer_secret: str, message: str | bytes) -> str:
@@ -38,12 +48,23 @@ def _signed(consumer_secret: str, message: str | bytes) -> str:
 
 
 def crc_response_token(crc_token: str, consumer_secret: str) -> str:
-    """The `response_token` X expects back from the CRC GET, proving we hold the secret."""
+    """The `response_token` X expects back from the CRC GET, proving we hold the secret.
+
+    Only for a bounded token: anything else could be a body we would then have signed.
+    """
+    if not is_crc_token(crc_token.encode()):
+        raise ValueError("a CRC token is 1 to 128 URL-safe base64 characters")
     return _signed(consumer_secret, crc_token)
 
 
 def verify_x_signature(body: bytes, header: str | None, consumer_secret: str) -> bool:
-    """Whether `x-twitter-webhooks-signature` signs exactly these raw body bytes."""
+    """Whether `x-twitter-webhooks-signature` signs exactly these raw body bytes.
+
+    A body shaped like a CRC token is never valid, whatever its signature: it may be a CRC
+    answer replayed as a POST signature.
+    """
+    if is_crc_token(body):
+        return False
     return secure_equals(_signed(consumer_secret, body), header)
 
 
@@ -144,7 +165,7 @@ def _v2_tweets(
         entities = tweet.opt_obj("entities")
         mentioned = [m.opt_string("id") for m in entities.objs("mentions")] if entities else []
         keys = tweet.opt_obj("attachments")
-        media_keys = keys.data.get("media_keys", []) if keys else []
+        media_keys = keys.strings("media_keys") if keys else []
         yield _tweet(
             tweet=tweet,
             tweet_id=tweet.string("id"),

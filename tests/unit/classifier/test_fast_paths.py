@@ -13,7 +13,11 @@ from shared.events import Channel, Mention
 
 
 def test_mention_id_is_the_ingest_id() -> None:
-    for channel, record_id in ((Channel.WEB, 1), (Channel.X, "ñ-42"), (Channel.EMAIL, "a\x1fb")):
+    for channel, record_id in (
+        (Channel.WEB, 1),
+        (Channel.X, "ñ-42"),
+        (Channel.EMAIL, "<a.b@example.com>"),
+    ):
         record = {"id": record_id, "text": "hola", "channel": channel.value}
         mention = mention_from_record(record, "7")
         assert mention.mention_id == Mention.id_for(channel, str(record_id))

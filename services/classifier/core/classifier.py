@@ -39,8 +39,6 @@ from .text import normalize, tokenize
 RULES_MODEL = "rules-v1"
 _ADDRESSED_KINDS = frozenset({MentionKind.DM, MentionKind.COMMENT, MentionKind.REVIEW})
 SentimentLabel = Literal["negative", "neutral", "positive"]
-# A brand name is client input: cut, it keeps a topic key within its 256-character column.
-TOPIC_BRAND_CHARS = 128
 
 
 class ClassificationContext(BaseModel):
@@ -90,7 +88,8 @@ def topic_key(mention: Mention, analysis: Analysis, lexicons: LexiconSet) -> str
     Topic names are language-neutral ("delay" for both "delayed" and "retraso"), so a storm in
     two languages is one storm; a negative mention with neither is the brand's general topic.
     """
-    brand = (mention.brand or "-").lower()[:TOPIC_BRAND_CHARS]
+    # The Mention bounds the lower-cased brand (MAX_BRAND_CHARS), so the key fits its column.
+    brand = (mention.brand or "-").lower()
     if analysis.crisis:
         weights = lexicons.rules.crisis.categories
         category = max(analysis.crisis, key=lambda name: (weights.get(name, 0.0), name))

@@ -15,8 +15,7 @@ from services.classifier.core import (
     VelocityWindow,
     topic_key,
 )
-from services.classifier.core.classifier import TOPIC_BRAND_CHARS
-from shared.events import Classification, Mention
+from shared.events import MAX_BRAND_CHARS, Classification, Mention
 
 from .conftest import MakeMention
 
@@ -145,8 +144,8 @@ def test_buckets_cover_exactly_the_window(mention: MakeMention) -> None:
 def test_a_long_brand_keeps_the_topic_key_within_its_column(
     classifier: Classifier, mention: MakeMention
 ) -> None:
-    key = classifier.topic_of(mention(NEGATIVE, brand="b" * 5_000))
-    assert key.startswith("b" * TOPIC_BRAND_CHARS + "|") and len(key) <= 256
+    key = classifier.topic_of(mention(NEGATIVE, brand="B" * MAX_BRAND_CHARS))
+    assert key.startswith("b" * MAX_BRAND_CHARS + "|") and len(key) <= 256
 
 
 def test_a_storm_costs_what_calm_costs_per_mention(

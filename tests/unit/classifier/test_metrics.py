@@ -19,10 +19,10 @@ def test_client_supplied_languages_are_counted_as_other(
     classifier: Classifier, mention: MakeMention
 ) -> None:
     known = frozenset(classifier.lexicons.languages) | {UNDETERMINED}
-    invented = [f"x{n}-evil" for n in range(5)]
+    invented = [f"x{letter}-evil" for letter in "abcde"]
     classifications = [classifier.classify(mention("Where is my order?", language=lang))
                        for lang in [*invented, "es"]]  # fmt: skip
-    assert {c.language for c in classifications} >= {"x0", "es"}
+    assert {c.language for c in classifications} >= {"xa", "es"}
     other, spanish = languages_counted(OTHER_LANGUAGE), languages_counted("es")
     count_published(classifications, known)
     assert languages_counted(OTHER_LANGUAGE) == other + len(invented)

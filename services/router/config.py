@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 import ipaddress
+import json
+from typing import Annotated
 
 from cryptography.fernet import Fernet, MultiFernet
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import SettingsConfigDict
+from pydantic_settings import NoDecode, SettingsConfigDict
 
 from services.router.core import DEFAULT_FIRST_RESPONSE_MINUTES, RoutingPolicy
 from shared.events import Priority
@@ -34,9 +36,9 @@ class RouterSettings(ServiceSettings):
     webhook_allow_insecure_urls: bool = False
     # Networks webhooks may reach although they are loopback or private (JSON list of CIDRs,
     # e.g. ["10.20.0.0/16"]); metadata addresses stay refused.
-    webhook_allowed_networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = Field(
-        default_factory=list, max_length=100
-    )
+    webhook_allowed_networks: Annotated[
+        list[ipaddress.IPv4Network | ipaddress.IPv6Network], NoDecode
+    ] = Field(default_factory=list, max_length=100)
     # Fernet key(s) for the signing secrets at rest, comma-separated: the first encrypts, all
     # decrypt, so a key is rotated by putting the new one first (secrets are re-encrypted at start).
     webhook_secrets_key: SecretStr
@@ -58,6 +60,17 @@ class RouterSettings(ServiceSettings):
         if any(minutes <= 0 for minutes in value.values()):
             raise ValueError("targets must be positive minutes")
         return value
+
+    @field_validator("webhook_allowed_networks", mode="before")
+    @classmethod
+    def _json_list(cls, value: object) -> object:
+        """Decoded here, so a value that is not JSON is a named configuration error too."""
+        if not isinstance(value, str):
+            return value
+        try:
+            return json.loads(value)
+        except ValueError:
+            raise ValueError('expected a JSON list of CIDRs, e.g. ["10.20.0.0/16"]') from None
 
     @field_validator("webhook_secrets_key")
     @classmethod

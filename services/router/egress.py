@@ -55,8 +55,8 @@ def refusal_reason(address: IPAddress, allowed: Sequence[IPNetwork] = ()) -> str
         (address.is_link_local, "link-local address"),
         (address.is_multicast, "multicast address"),
         (isinstance(address, ipaddress.IPv4Address) and address in CGNAT, "shared (CGNAT) address"),
-        (address.is_private, "private address"),
         (address.is_reserved, "reserved address"),
+        (address.is_private, "private address"),
         (not address.is_global, "not a globally routable address"),
     )
     return next((reason for refused, reason in checks if refused), None)

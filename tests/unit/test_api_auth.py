@@ -5,8 +5,6 @@ from pydantic import SecretStr
 
 from services.ingest.api import require_api_token
 from services.ingest.config import IngestSettings
-from services.router.api import require_admin
-from services.router.config import RouterSettings
 from shared.problems import Problem
 
 
@@ -21,10 +19,4 @@ async def test_ingest_token_is_optional_but_enforced_when_set() -> None:
         assert refused.value.status == 401
 
 
-async def test_router_admin_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SCS_ADMIN_API_KEY", "0123456789abcdef")
-    settings = RouterSettings()
-    await require_admin(settings, "Bearer 0123456789abcdef")
-    await require_admin(settings, "bearer 0123456789abcdef")
-    with pytest.raises(Problem):
-        await require_admin(settings, "Bearer 0123456789abcdeX")
+# The router's admin key is checked before the body: tests/unit/router/test_api.py.

@@ -62,7 +62,7 @@ async def test_a_crash_between_commit_and_outbox_publish_loses_and_doubles_nothi
     assert outbox and all(row.published_at is None for row in outbox), "crash was not mid-way"
 
     await restart(router)
-    await eventually(lambda: receiver.matching(lambda e: _conversation(e) == key), timeout=60)
+    await eventually(lambda: bool(receiver.matching(lambda e: _conversation(e) == key)), timeout=60)
     records = [
         r for r in await read_topic(stack.infra.bootstrap, CASES.name) if r.key == key.encode()
     ]

@@ -2,7 +2,7 @@
 (a late attempt cannot overwrite a newer result; one endpoint gets a bounded share), the outbox
 relay (two relays still publish in order; the relay runs on a timer, not only on new mentions).
 
-Lease and two-relay tests use a scratch database of their own, so their queues and the running
+Lease and two-relay tests use a scratch schema of their own, so their queues and the running
 router's do not mix."""
 
 from __future__ import annotations
@@ -21,35 +21,43 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from services.router import repository
 from services.router.core import RoutingPolicy
 from services.router.handlers import CaseRouter
-from shared.db import Database
+from shared.db import Database, metadata
 from shared.events import utcnow
 from shared.kafka import EventProducer, ensure_topics
-from shared.migrate import upgrade
 from shared.topics import Topic
 from tests.integration.conftest import Stack, eventually, read_topic
 from tests.integration.test_webhook_retries import query
 
 
+def scratch_engine(database_url: str, schema: str) -> AsyncEngine:
+    """An engine whose tables are those of `schema` (search_path), not the running router's."""
+    return create_async_engine(
+        database_url, connect_args={"server_settings": {"search_path": schema}}
+    )
+
+
 @pytest.fixture(scope="module")
 async def scratch(stack: Stack) -> AsyncIterator[str]:
-    """A freshly migrated database beside the stack's; dropped afterwards."""
-    name = f"scs_scratch_{uuid.uuid4().hex[:12]}"
-    admin = create_async_engine(stack.infra.database_url, isolation_level="AUTOCOMMIT")
-    async with admin.connect() as conn:
-        await conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = stack.infra.database_url.rsplit("/", 1)[0] + f"/{name}"
-    await asyncio.to_thread(upgrade, url)
+    """A schema of its own with the router's tables, dropped afterwards; yields its name."""
+    schema = f"scratch_{uuid.uuid4().hex[:12]}"
+    admin = create_async_engine(stack.infra.database_url)
+    async with admin.begin() as conn:
+        await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    tables = scratch_engine(stack.infra.database_url, schema)
+    async with tables.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+    await tables.dispose()
     try:
-        yield url
+        yield schema
     finally:
-        async with admin.connect() as conn:
-            await conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        async with admin.begin() as conn:
+            await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         await admin.dispose()
 
 
 @pytest.fixture
-async def engine(scratch: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_async_engine(scratch)
+async def engine(stack: Stack, scratch: str) -> AsyncIterator[AsyncEngine]:
+    engine = scratch_engine(stack.infra.database_url, scratch)
     yield engine
     await engine.dispose()
 
@@ -156,10 +164,11 @@ async def new_test_topic(stack: Stack) -> str:
     return name
 
 
-async def test_two_relays_publish_one_case_in_order(stack: Stack, scratch: str) -> None:
+async def test_two_relays_publish_one_case_in_order(
+    stack: Stack, scratch: str, engine: AsyncEngine
+) -> None:
     topic = await new_test_topic(stack)
     events = [uuid.uuid4() for _ in range(200)]
-    engine = create_async_engine(scratch)
     async with engine.begin() as conn:
         await repository.add_outbox(
             conn,
@@ -168,10 +177,11 @@ async def test_two_relays_publish_one_case_in_order(stack: Stack, scratch: str) 
                 for n, e in enumerate(events)
             ],
         )
-    await engine.dispose()
     relays: list[tuple[CaseRouter, Database, EventProducer]] = []
     for name in ("relay-a", "relay-b"):
-        database = Database(scratch, pool_size=2)
+        database = Database(stack.infra.database_url, pool_size=2)
+        await database.engine.dispose()
+        database.engine = scratch_engine(stack.infra.database_url, scratch)
         producer = EventProducer(stack.infra.bootstrap, name)
         await producer.start()
         relay = CaseRouter(

@@ -184,6 +184,8 @@ class WebhookDispatcher:
             return None, f"no complete answer within {self._timeout:g} s"
         except httpx.HTTPError as exc:
             return None, f"{type(exc).__name__}: {exc}"[:1000]
+        if 300 <= response.status_code < 400:
+            return response.status_code, f"HTTP {response.status_code}: redirects are not followed"
         if not 200 <= response.status_code < 300:
             return response.status_code, f"HTTP {response.status_code}"
         return response.status_code, None

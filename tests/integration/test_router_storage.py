@@ -1,6 +1,8 @@
-"""Router work shared by several instances, on the real PostgreSQL and broker: webhook leases
+"""Router state shared by several instances, on the real PostgreSQL and broker: webhook leases
 (a late attempt cannot overwrite a newer result; one endpoint gets a bounded share), the outbox
-relay (two relays still publish in order; the relay runs on a timer, not only on new mentions).
+relay (two relays still publish in order; the relay runs on a timer, not only on new mentions),
+and signing secrets (plaintext ones of rows before migration 0002 are encrypted at start, and a
+new key put in front of the old one re-encrypts them).
 
 Lease and two-relay tests use a scratch schema of their own, so their queues and the running
 router's do not mix."""
@@ -15,12 +17,14 @@ from typing import Any
 
 import orjson
 import pytest
+from cryptography.fernet import Fernet, MultiFernet
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from services.router import repository
 from services.router.core import RoutingPolicy
 from services.router.handlers import CaseRouter
+from services.router.webhooks import encrypt_stored_secrets
 from shared.db import Database, metadata
 from shared.events import utcnow
 from shared.kafka import EventProducer, ensure_topics
@@ -220,3 +224,44 @@ async def test_the_relay_runs_on_a_timer_without_new_mentions(stack: Stack) -> N
         stack, "SELECT published_at FROM router_outbox WHERE event_id = :e", e=event_id
     )
     assert row.published_at is not None
+
+
+async def test_plaintext_secrets_are_encrypted_at_start_and_rotated_to_a_new_key(
+    stack: Stack, scratch: str, engine: AsyncEngine
+) -> None:
+    endpoint_id, plaintext = uuid.uuid4(), "whsec_bGVnYWN5LXNlY3JldC1zdG9yZWQtaW4tY2xlYXI="
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO webhook_endpoints (endpoint_id, tenant, url, event_types, secret) "
+                "VALUES (:e, 'default', 'https://hooks.example.com/x', ARRAY['case.created'], :s)"
+            ),
+            {"e": endpoint_id, "s": plaintext},
+        )
+    database = Database(stack.infra.database_url, pool_size=1)
+    await database.engine.dispose()
+    database.engine = scratch_engine(stack.infra.database_url, scratch)
+    old, new = Fernet(Fernet.generate_key()), Fernet(Fernet.generate_key())
+
+    async def stored() -> tuple[str | None, str]:
+        async with engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    text(
+                        "SELECT secret, secret_ciphertext FROM webhook_endpoints "
+                        "WHERE endpoint_id = :e"
+                    ),
+                    {"e": endpoint_id},
+                )
+            ).one()
+        return row.secret, row.secret_ciphertext
+
+    try:
+        assert await encrypt_stored_secrets(database, MultiFernet([old])) == 1
+        secret, ciphertext = await stored()
+        assert secret is None and old.decrypt(ciphertext.encode()).decode() == plaintext
+        assert await encrypt_stored_secrets(database, MultiFernet([new, old])) == 0
+        _, rotated = await stored()
+        assert new.decrypt(rotated.encode()).decode() == plaintext
+    finally:
+        await database.dispose()

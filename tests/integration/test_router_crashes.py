@@ -12,9 +12,11 @@ from collections.abc import AsyncIterator
 
 import orjson
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from fastapi import FastAPI, Request, Response
 
-from shared.topics import CASES
+from shared.topics import CASES, CLASSIFICATIONS, MENTIONS, Topic
 from tests.integration.conftest import Receiver, ServiceProcess, Stack, eventually, read_topic
 from tests.integration.test_webhook_retries import (
     delivery_rows,
@@ -43,15 +45,44 @@ async def router(stack: Stack) -> AsyncIterator[ServiceProcess]:
     await restart(stack.services["router"])
 
 
+async def unconsumed(bootstrap: str, group: str, topic: Topic) -> int:
+    """Records on `topic` that consumer group `group` has not committed yet."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    offsets = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    await admin.start()
+    await offsets.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(group)
+        partitions = [TopicPartition(topic.name, p) for p in range(topic.partitions)]
+        ends = await offsets.end_offsets(partitions)
+        return sum(
+            end - max(committed[tp].offset if tp in committed else 0, 0) for tp, end in ends.items()
+        )
+    finally:
+        await offsets.stop()
+        await admin.close()
+
+
+async def pipeline_drained(stack: Stack) -> bool:
+    """Nothing left for the classifier nor the router: the next router batch is the test's."""
+    bootstrap = stack.infra.bootstrap
+    return (
+        await unconsumed(bootstrap, "scs-classifier", MENTIONS) == 0
+        and await unconsumed(bootstrap, "scs-router", CLASSIFICATIONS) == 0
+    )
+
+
 async def test_a_crash_between_commit_and_outbox_publish_loses_and_doubles_nothing(
     stack: Stack, receiver: Receiver, router: ServiceProcess
 ) -> None:
     conversation = f"crash-commit-{uuid.uuid4().hex}"
     key = f"x:{conversation}"
+    # Backlog left by earlier tests would be the batch the armed router dies on.
+    await eventually(lambda: pipeline_drained(stack), timeout=60, interval=1)
     await restart(router, SCS_FAILPOINTS="router.after_commit")
     await post_mention(stack, conversation)
-    # The armed router dies after the first batch it commits; batches left by other tests may
-    # come first, so start it again until the batch with this mention was the one.
+    # The armed router dies after the first batch it commits; should a stray batch come first,
+    # it is started again until the batch with this mention was the one.
     for _ in range(5):
         await eventually(lambda: router.process is not None and router.process.poll() is not None)
         assert router.process is not None and router.process.returncode == 137

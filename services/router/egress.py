@@ -29,6 +29,8 @@ METADATA_ADDRESSES = frozenset(
     ipaddress.ip_address(a) for a in ("169.254.169.254", "100.100.100.200", "fd00:ec2::254")
 )
 CGNAT = ipaddress.IPv4Network("100.64.0.0/10")
+# NAT64 well-known prefix: the last 32 bits are the IPv4 address a NAT64 gateway reaches.
+NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 
 
 class RefusedDestination(Exception):
@@ -38,11 +40,12 @@ class RefusedDestination(Exception):
 def refusal_reason(address: IPAddress, allowed: Sequence[IPNetwork] = ()) -> str | None:
     """Why the router must not connect to `address`, or None when it may.
 
-    IPv6 forms that embed an IPv4 address (mapped `::ffff:a.b.c.d`, 6to4) are judged by the IPv4
-    address, since that is where the packets go.
+    IPv6 forms that embed an IPv4 address (mapped `::ffff:a.b.c.d`, 6to4, NAT64) are judged by
+    the IPv4 address, since that is where the packets go.
     """
     if isinstance(address, ipaddress.IPv6Address):
-        embedded = address.ipv4_mapped or address.sixtofour
+        nat64 = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF) if address in NAT64 else None
+        embedded = address.ipv4_mapped or address.sixtofour or nat64
         if embedded is not None:
             return refusal_reason(embedded, allowed)
     if address in METADATA_ADDRESSES:

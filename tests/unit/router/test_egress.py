@@ -46,6 +46,7 @@ LOCAL = [ipaddress.ip_network("127.0.0.0/8")]
         ("::ffff:169.254.169.254", "metadata"),
         ("::ffff:10.0.0.5", "private"),
         ("2002:7f00:1::", "loopback"),  # 6to4 of 127.0.0.1
+        ("64:ff9b::a9fe:a9fe", "metadata"),  # NAT64 of 169.254.169.254
     ],
 )
 def test_internal_addresses_are_refused_with_a_reason(address: str, reason: str) -> None:

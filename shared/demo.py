@@ -4,6 +4,7 @@ live summary `make run` prints."""
 from __future__ import annotations
 
 import asyncio
+import os
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -49,10 +50,12 @@ def run_receiver(secret_file: Path, port: int) -> None:
 
 
 async def print_summary(router_url: str, kpi_url: str, watch_seconds: float) -> None:
+    # The router's stats are business figures behind its admin key.
+    admin = {"Authorization": f"Bearer {os.environ.get('SCS_ADMIN_API_KEY', '')}"}
     async with httpx.AsyncClient(timeout=5) as client:
         while True:
             try:
-                stats = (await client.get(f"{router_url}/v1/stats")).json()
+                stats = (await client.get(f"{router_url}/v1/stats", headers=admin)).json()
                 sla = (await client.get(f"{kpi_url}/v1/kpis/sla")).json()
                 print(_summary_line(stats, sla), flush=True)
             except (httpx.HTTPError, ValueError, KeyError) as exc:

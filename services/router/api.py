@@ -1,43 +1,69 @@
-"""Router HTTP edge: the webhook endpoint registry (admin key) and operational stats."""
+"""Router HTTP edge: the webhook endpoint registry and operational stats, all behind the admin key.
+
+The key is checked before a body is read (`authenticated_route`). /v1/stats needs it too: case
+volumes per priority are business figures, not health data.
+"""
 
 from __future__ import annotations
 
-import hmac
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, status
+from cryptography.fernet import MultiFernet
+from fastapi import APIRouter, Depends, status
 from pydantic import AnyHttpUrl, BaseModel, Field, field_validator
 
 from services.router import repository
 from services.router.config import RouterSettings
+from services.router.egress import RefusedDestination, vetted_addresses
 from services.router.webhooks import new_secret
 from shared.db import Database
 from shared.events import Priority
+from shared.http import authenticated_route
 from shared.problems import Problem
 from shared.service import service_part
 from shared.topics import CASES
 
-router = APIRouter(prefix="/v1", tags=["router"])
+
+def _admin_key(service: Any) -> list[str]:
+    return [service.settings.admin_api_key.get_secret_value()]
+
+
+router = APIRouter(
+    prefix="/v1", tags=["router"], route_class=authenticated_route(_admin_key, "scs-router-admin")
+)
 WEBHOOK_EVENT_TYPES = sorted(t.value for t in CASES.event_types)
 
 
 Settings = Annotated[RouterSettings, Depends(service_part("settings", RouterSettings))]
 DB = Annotated[Database, Depends(service_part("database", Database))]
+Cipher = Annotated[MultiFernet, Depends(service_part("secrets_cipher", MultiFernet))]
 
 
-async def require_admin(
-    settings: Settings, authorization: Annotated[str | None, Header()] = None
-) -> None:
-    expected = settings.admin_api_key.get_secret_value()
-    scheme, _, token = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(token.encode(), expected.encode()):
-        raise Problem(
-            401,
-            "Unauthorized",
-            "a valid admin key is required",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+def _refused_url(message: str) -> Problem:
+    return Problem(
+        422,
+        "Unprocessable Content",
+        f"webhook URL refused: {message}",
+        errors=[{"field": "url", "message": message}],
+    )
+
+
+async def vet_webhook_url(url: AnyHttpUrl, settings: RouterSettings) -> None:
+    """Refuse URLs that would make the router reach what it must not (SSRF), naming why.
+
+    The host is resolved here and again at every connection (services.router.egress).
+    """
+    if url.scheme != "https" and not settings.webhook_allow_insecure_urls:
+        raise _refused_url("must use https")
+    if url.username or url.password:
+        raise _refused_url("must not carry credentials (user:password@)")
+    host = (url.host or "").strip("[]")
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        await vetted_addresses(host, port, settings.webhook_allowed_networks)
+    except RefusedDestination as exc:
+        raise _refused_url(str(exc)) from None
 
 
 class WebhookEndpointIn(BaseModel):
@@ -57,6 +83,17 @@ class WebhookEndpointOut(BaseModel):
     id: uuid.UUID
     url: str
     events: list[str]
+    enabled: bool = Field(description="Disabled endpoints get no new deliveries nor attempts")
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> WebhookEndpointOut:
+        return cls(
+            id=row["endpoint_id"], url=row["url"], events=row["event_types"], enabled=row["enabled"]
+        )
+
+
+class WebhookEndpointPatch(BaseModel):
+    enabled: bool
 
 
 class WebhookEndpointCreated(WebhookEndpointOut):
@@ -67,21 +104,14 @@ class WebhookEndpointCreated(WebhookEndpointOut):
     "/webhook-endpoints",
     status_code=status.HTTP_201_CREATED,
     response_model=WebhookEndpointCreated,
-    dependencies=[Depends(require_admin)],
     summary="Register an agent-desktop endpoint for case webhooks",
 )
 async def create_webhook_endpoint(
-    body: WebhookEndpointIn, settings: Settings, db: DB
+    body: WebhookEndpointIn, settings: Settings, db: DB, cipher: Cipher
 ) -> WebhookEndpointCreated:
-    if body.url.scheme != "https" and not settings.webhook_allow_insecure_urls:
-        raise Problem(
-            422,
-            "Unprocessable Content",
-            "webhook URLs must use https",
-            errors=[{"field": "url", "message": "must use https"}],
-        )
+    await vet_webhook_url(body.url, settings)
     created = WebhookEndpointCreated(
-        id=uuid.uuid4(), url=str(body.url), events=body.events, secret=new_secret()
+        id=uuid.uuid4(), url=str(body.url), events=body.events, enabled=True, secret=new_secret()
     )
     async with db.begin() as conn:
         await repository.add_endpoint(
@@ -91,7 +121,7 @@ async def create_webhook_endpoint(
                 "tenant": settings.tenant,
                 "url": created.url,
                 "event_types": created.events,
-                "secret": created.secret,
+                "secret_ciphertext": cipher.encrypt(created.secret.encode()).decode(),
             },
         )
     return created
@@ -100,18 +130,29 @@ async def create_webhook_endpoint(
 @router.get(
     "/webhook-endpoints",
     response_model=list[WebhookEndpointOut],
-    dependencies=[Depends(require_admin)],
     summary="List the registered webhook endpoints (without secrets)",
 )
-async def list_webhook_endpoints(
-    settings: Settings,
-    db: DB,
-) -> list[WebhookEndpointOut]:
+async def list_webhook_endpoints(settings: Settings, db: DB) -> list[WebhookEndpointOut]:
     async with db.begin() as conn:
-        rows = await repository.endpoints_for(conn, settings.tenant)
-    return [
-        WebhookEndpointOut(id=r["endpoint_id"], url=r["url"], events=r["event_types"]) for r in rows
-    ]
+        rows = await repository.endpoints_for(conn, settings.tenant, enabled_only=False)
+    return [WebhookEndpointOut.from_row(row) for row in rows]
+
+
+@router.patch(
+    "/webhook-endpoints/{endpoint_id}",
+    response_model=WebhookEndpointOut,
+    summary="Disable or re-enable an endpoint (disabled: nothing new enqueued, nothing attempted)",
+)
+async def update_webhook_endpoint(
+    endpoint_id: uuid.UUID, body: WebhookEndpointPatch, settings: Settings, db: DB
+) -> WebhookEndpointOut:
+    async with db.begin() as conn:
+        row = await repository.set_endpoint_enabled(
+            conn, settings.tenant, endpoint_id, body.enabled
+        )
+    if row is None:
+        raise Problem(404, "Not Found", f"no webhook endpoint {endpoint_id}")
+    return WebhookEndpointOut.from_row(row)
 
 
 class RouterStats(BaseModel):

@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections import Counter
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -28,6 +30,7 @@ from shared.events import (
     stable_id,
     utcnow,
 )
+from shared.failpoints import failpoint
 from shared.kafka import EventProducer
 from shared.topics import CASES
 
@@ -49,6 +52,22 @@ def webhook_body(event: Envelope[CaseEvent]) -> bytes:
     )
 
 
+@dataclass
+class BatchCounts:
+    """Metrics of one batch, held back until its transaction has committed."""
+
+    duplicates: int = 0
+    routed: Counter[str] = field(default_factory=Counter)
+    case_events: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+
+    def count(self) -> None:
+        MENTIONS_DUPLICATE.inc(self.duplicates)
+        for kind, n in self.routed.items():
+            MENTIONS_ROUTED.labels(kind).inc(n)
+        for labels, n in self.case_events.items():
+            CASE_EVENTS.labels(*labels).inc(n)
+
+
 class CaseRouter:
     def __init__(
         self,
@@ -57,15 +76,32 @@ class CaseRouter:
         tenant: str,
         policy: RoutingPolicy,
         deliveries_due: asyncio.Event,
+        *,
+        outbox_batch: int = OUTBOX_BATCH,
     ) -> None:
         self._db = db
         self._producer = producer
         self._tenant = tenant
         self._policy = policy
         self._deliveries_due = deliveries_due
+        self._outbox_batch = outbox_batch
         self._outbox_lock = asyncio.Lock()
 
     async def handle(self, envelopes: list[Envelope[MentionClassified]]) -> None:
+        # Metrics are counted only once the transaction has committed: a batch retried after a
+        # failed commit must not be counted twice.
+        counted = BatchCounts()
+        deliveries_enqueued = await self._store(envelopes, counted)
+        failpoint("router.after_commit")
+        counted.count()
+        if deliveries_enqueued:
+            self._deliveries_due.set()
+        await self.relay_outbox()
+
+    async def _store(
+        self, envelopes: list[Envelope[MentionClassified]], counted: BatchCounts
+    ) -> bool:
+        """Route the batch in one transaction; True when webhook deliveries were enqueued."""
         async with self._db.begin() as conn:
             known = await repository.known_mentions(
                 conn, [e.data.mention.mention_id for e in envelopes]
@@ -74,11 +110,11 @@ class CaseRouter:
             for envelope in envelopes:
                 mention_id = envelope.data.mention.mention_id
                 if mention_id in known or mention_id in fresh:
-                    MENTIONS_DUPLICATE.inc()
+                    counted.duplicates += 1
                 else:
                     fresh[mention_id] = envelope
             if not fresh:
-                return
+                return False
             current = await repository.cases_for_update(
                 conn,
                 self._tenant,
@@ -111,7 +147,7 @@ class CaseRouter:
                         ),
                     }
                 )
-                MENTIONS_ROUTED.labels(item.mention.kind.value).inc()
+                counted.routed[item.mention.kind.value] += 1
                 if decision.event_type is None or decision.case is None:
                     continue
                 event = new_envelope(
@@ -148,24 +184,27 @@ class CaseRouter:
                                 "next_attempt_at": utcnow(),
                             }
                         )
-                CASE_EVENTS.labels(
-                    event.type.value, decision.case.priority.value, decision.case.team
-                ).inc()
+                counted.case_events[
+                    (event.type.value, decision.case.priority.value, decision.case.team)
+                ] += 1
             await repository.upsert_cases(conn, list(changed.values()))
             await repository.add_mentions(conn, mention_rows)
             await repository.add_outbox(conn, outbox_rows)
             await repository.enqueue_deliveries(conn, delivery_rows)
-        if delivery_rows:
-            self._deliveries_due.set()
-        await self.relay_outbox()
+        return bool(delivery_rows)
 
     async def relay_outbox(self) -> int:
-        """Publish case events not yet on Kafka, oldest first; safe to call from anywhere."""
+        """Publish case events not yet on Kafka, oldest first; safe to call from anywhere.
+
+        One relay at a time across replicas (an advisory lock held while publishing), so the
+        events of a case reach Kafka in the order they were committed.
+        """
         published = 0
         async with self._outbox_lock:
             while True:
                 async with self._db.begin() as conn:
-                    rows = await repository.unpublished_outbox(conn, OUTBOX_BATCH)
+                    await repository.lock_outbox_relay(conn)
+                    rows = await repository.unpublished_outbox(conn, self._outbox_batch)
                     if not rows:
                         return published
                     await self._producer.publish_encoded(

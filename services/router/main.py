@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import timedelta
 
 from fastapi import FastAPI
@@ -10,12 +11,13 @@ from fastapi import FastAPI
 from services.router import api
 from services.router.config import RouterSettings
 from services.router.handlers import CaseRouter
-from services.router.webhooks import WebhookDispatcher
+from services.router.webhooks import WebhookDispatcher, encrypt_stored_secrets
 from shared.kafka import EventConsumer
 from shared.service import Service, create_service_app, serve
 from shared.settings import load_settings
 from shared.topics import CLASSIFICATIONS
 
+log = logging.getLogger(__name__)
 PRUNE_EVERY_SECONDS = 3600
 
 
@@ -32,16 +34,27 @@ class RouterService(Service[RouterSettings]):
             settings.routing_policy(),
             self.deliveries_due,
         )
+        self.secrets_cipher = settings.secrets_cipher()
         self.dispatcher = WebhookDispatcher(
             self.database,
             timeout_seconds=settings.webhook_timeout_seconds,
+            lease_seconds=settings.webhook_lease_seconds,
             concurrency=settings.webhook_concurrency,
+            endpoint_concurrency=settings.webhook_endpoint_concurrency,
             retry_delays=[timedelta(seconds=s) for s in settings.webhook_retry_delays_seconds],
+            allowed_networks=settings.webhook_allowed_networks,
+            secrets_cipher=self.secrets_cipher,
             due=self.deliveries_due,
         )
 
     async def on_connected(self) -> None:
-        await self.case_router.relay_outbox()  # events a previous run committed but did not send
+        encrypted = await encrypt_stored_secrets(self.database, self.secrets_cipher)
+        if encrypted:
+            log.info("encrypted webhook secrets stored in plaintext", extra={"count": encrypted})
+        # Also publishes at once what a previous run committed but did not send.
+        self.every(
+            self.settings.outbox_relay_seconds, self.case_router.relay_outbox, "outbox relay"
+        )
         self.consumers.append(
             EventConsumer(
                 topic=CLASSIFICATIONS,

@@ -4,6 +4,8 @@ the outbox of case events still to be published to Kafka."""
 from __future__ import annotations
 
 import uuid
+from collections import Counter
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -26,6 +28,7 @@ from sqlalchemy import (
     delete,
     func,
     select,
+    true,
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
@@ -73,7 +76,11 @@ webhook_endpoints = Table(
     Column("tenant", String(64), nullable=False),
     Column("url", Text, nullable=False),
     Column("event_types", ARRAY(String(64)), nullable=False),
-    Column("secret", String(128), nullable=False),
+    # Plaintext signing secret of endpoints registered before 0002; the router encrypts it into
+    # secret_ciphertext and clears it at start. New endpoints never have it.
+    Column("secret", String(128)),
+    # Fernet token of the signing secret (SCS_ROUTER_WEBHOOK_SECRETS_KEY).
+    Column("secret_ciphertext", Text),
     Column("enabled", Boolean, nullable=False, server_default="true"),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
@@ -94,6 +101,8 @@ webhook_deliveries = Table(
     Column("last_error", Text),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("delivered_at", DateTime(timezone=True)),
+    # Set by each lease: only the holder of the current lease may record an attempt's result.
+    Column("lease_token", Uuid),
     UniqueConstraint("endpoint_id", "event_id"),
     Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
 )
@@ -113,6 +122,8 @@ outbox = Table(
 )
 
 CASE_COLUMNS = [c for c in cases.c if c.name != "updated_at"]
+# pg_advisory_xact_lock key of the outbox relay (any constant unique in the database).
+OUTBOX_RELAY_LOCK = 0x5C5_0B0C
 
 
 async def known_mentions(conn: AsyncConnection, mention_ids: list[uuid.UUID]) -> set[uuid.UUID]:
@@ -154,11 +165,14 @@ async def add_mentions(conn: AsyncConnection, rows: list[dict[str, Any]]) -> Non
         await conn.execute(insert(case_mentions).values(rows).on_conflict_do_nothing())
 
 
-async def endpoints_for(conn: AsyncConnection, tenant: str) -> list[dict[str, Any]]:
+async def endpoints_for(
+    conn: AsyncConnection, tenant: str, *, enabled_only: bool = True
+) -> list[dict[str, Any]]:
+    condition = webhook_endpoints.c.tenant == tenant
+    if enabled_only:
+        condition = and_(condition, webhook_endpoints.c.enabled.is_(True))
     result = await conn.execute(
-        select(webhook_endpoints).where(
-            and_(webhook_endpoints.c.tenant == tenant, webhook_endpoints.c.enabled.is_(True))
-        )
+        select(webhook_endpoints).where(condition).order_by(webhook_endpoints.c.created_at)
     )
     return [dict(row._mapping) for row in result]
 
@@ -172,35 +186,106 @@ async def enqueue_deliveries(conn: AsyncConnection, rows: list[dict[str, Any]]) 
         await conn.execute(insert(webhook_deliveries).values(rows).on_conflict_do_nothing())
 
 
-async def lease_due_deliveries(
-    conn: AsyncConnection, now: datetime, lease_until: datetime, limit: int
-) -> list[dict[str, Any]]:
-    """Take due deliveries by pushing their next attempt to `lease_until`.
-
-    SKIP LOCKED lets several router replicas share the queue; the lease means a delivery whose
-    worker died is simply due again later, never lost.
-    """
-    due = (
-        select(webhook_deliveries.c.delivery_id)
+async def set_endpoint_enabled(
+    conn: AsyncConnection, tenant: str, endpoint_id: uuid.UUID, enabled: bool
+) -> dict[str, Any] | None:
+    result = await conn.execute(
+        update(webhook_endpoints)
         .where(
             and_(
+                webhook_endpoints.c.tenant == tenant, webhook_endpoints.c.endpoint_id == endpoint_id
+            )
+        )
+        .values(enabled=enabled)
+        .returning(webhook_endpoints)
+    )
+    row = result.first()
+    return dict(row._mapping) if row else None
+
+
+async def endpoint_secrets(conn: AsyncConnection) -> list[dict[str, Any]]:
+    """Every endpoint's stored secret, locked: plaintext (before 0002) or ciphertext."""
+    result = await conn.execute(
+        select(
+            webhook_endpoints.c.endpoint_id,
+            webhook_endpoints.c.secret,
+            webhook_endpoints.c.secret_ciphertext,
+        ).with_for_update()
+    )
+    return [dict(row._mapping) for row in result]
+
+
+async def store_secret_ciphertext(
+    conn: AsyncConnection, endpoint_id: uuid.UUID, ciphertext: str
+) -> None:
+    await conn.execute(
+        update(webhook_endpoints)
+        .where(webhook_endpoints.c.endpoint_id == endpoint_id)
+        .values(secret_ciphertext=ciphertext, secret=None)
+    )
+
+
+async def lease_due_deliveries(
+    conn: AsyncConnection,
+    *,
+    now: datetime,
+    lease_until: datetime,
+    lease_token: uuid.UUID,
+    limit: int,
+    per_endpoint: int,
+    in_flight: Mapping[uuid.UUID, int],
+) -> list[dict[str, Any]]:
+    """Take due deliveries of enabled endpoints by pushing their next attempt to `lease_until`.
+
+    At most `per_endpoint` minus what this worker already has in flight per endpoint, so one
+    slow endpoint cannot fill every slot; oldest first. SKIP LOCKED lets several router replicas
+    share the queue; the lease means a delivery whose worker died is simply due again later,
+    never lost, and `lease_token` lets only the latest lease record a result.
+    """
+    due = (
+        select(webhook_deliveries.c.delivery_id, webhook_deliveries.c.next_attempt_at)
+        .where(
+            and_(
+                webhook_deliveries.c.endpoint_id == webhook_endpoints.c.endpoint_id,
                 webhook_deliveries.c.status == "pending",
                 webhook_deliveries.c.next_attempt_at <= now,
             )
         )
         .order_by(webhook_deliveries.c.next_attempt_at)
-        .limit(limit)
+        .limit(per_endpoint)
         .with_for_update(skip_locked=True)
+        .lateral("due")
     )
+    saturated = [e for e, n in in_flight.items() if n >= per_endpoint]
+    candidates = await conn.execute(
+        select(webhook_endpoints.c.endpoint_id, due.c.delivery_id)
+        .select_from(webhook_endpoints.join(due, true()))
+        .where(
+            and_(
+                webhook_endpoints.c.enabled.is_(True),
+                webhook_endpoints.c.endpoint_id.not_in(saturated),
+            )
+        )
+        .order_by(due.c.next_attempt_at)
+        .limit(limit)
+    )
+    taken: Counter[uuid.UUID] = Counter()
+    chosen: list[uuid.UUID] = []
+    for endpoint_id, delivery_id in candidates:
+        if in_flight.get(endpoint_id, 0) + taken[endpoint_id] < per_endpoint:
+            taken[endpoint_id] += 1
+            chosen.append(delivery_id)
+    if not chosen:
+        return []
     leased = (
         update(webhook_deliveries)
-        .where(webhook_deliveries.c.delivery_id.in_(due.scalar_subquery()))
-        .values(next_attempt_at=lease_until)
+        .where(webhook_deliveries.c.delivery_id.in_(chosen))
+        .values(next_attempt_at=lease_until, lease_token=lease_token)
         .returning(webhook_deliveries)
         .cte("leased")
     )
     result = await conn.execute(
-        select(leased, webhook_endpoints.c.url, webhook_endpoints.c.secret).join(
+        select(leased, webhook_endpoints.c.url, webhook_endpoints.c.secret_ciphertext).join(
             webhook_endpoints, webhook_endpoints.c.endpoint_id == leased.c.endpoint_id
         )
     )
@@ -208,13 +293,21 @@ async def lease_due_deliveries(
 
 
 async def record_attempt(
-    conn: AsyncConnection, delivery_id: uuid.UUID, values: dict[str, Any]
-) -> None:
-    await conn.execute(
+    conn: AsyncConnection, delivery_id: uuid.UUID, lease_token: uuid.UUID, values: dict[str, Any]
+) -> bool:
+    """Record an attempt's result; False (nothing written) when the lease was taken since."""
+    result = await conn.execute(
         update(webhook_deliveries)
-        .where(webhook_deliveries.c.delivery_id == delivery_id)
+        .where(
+            and_(
+                webhook_deliveries.c.delivery_id == delivery_id,
+                webhook_deliveries.c.lease_token == lease_token,
+                webhook_deliveries.c.status == "pending",
+            )
+        )
         .values(attempts=webhook_deliveries.c.attempts + 1, **values)
     )
+    return result.rowcount == 1
 
 
 async def delivery_counts(conn: AsyncConnection) -> dict[str, int]:
@@ -238,13 +331,22 @@ async def add_outbox(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
         await conn.execute(insert(outbox).values(rows).on_conflict_do_nothing())
 
 
+async def lock_outbox_relay(conn: AsyncConnection) -> None:
+    """Make this transaction the only outbox relay, across router replicas, until it ends.
+
+    Relays that skipped each other's locked rows could publish a later event of a case before
+    an earlier one; one relay at a time publishes in `seq` order.
+    """
+    await conn.execute(select(func.pg_advisory_xact_lock(OUTBOX_RELAY_LOCK)))
+
+
 async def unpublished_outbox(conn: AsyncConnection, limit: int) -> list[dict[str, Any]]:
+    """The oldest unpublished events; call after `lock_outbox_relay` in the same transaction."""
     result = await conn.execute(
         select(outbox.c.event_id, outbox.c.topic, outbox.c.key, outbox.c.value)
         .where(outbox.c.published_at.is_(None))
         .order_by(outbox.c.seq)
         .limit(limit)
-        .with_for_update(skip_locked=True)
     )
     return [dict(row._mapping) for row in result]
 

@@ -14,13 +14,18 @@ import contextlib
 import logging
 import secrets
 import time
+import uuid
+from collections import Counter
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
+from cryptography.fernet import InvalidToken, MultiFernet
 from standardwebhooks.webhooks import Webhook
 
 from services.router import repository
+from services.router.egress import IPNetwork, VettedNetworkBackend, VettedTransport
 from services.router.metrics import WEBHOOK_DELIVERIES, WEBHOOK_LAG_SECONDS, WEBHOOK_SECONDS
 from shared.db import Database
 from shared.events import utcnow
@@ -28,10 +33,37 @@ from shared.events import utcnow
 log = logging.getLogger(__name__)
 
 IDLE_POLL_SECONDS = 1.0
+# Bytes of a receiver's response read at most (the status is what counts).
+RESPONSE_BODY_CAP = 16_384
 
 
 def new_secret() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+async def encrypt_stored_secrets(db: Database, cipher: MultiFernet) -> int:
+    """Encrypt secrets stored in plaintext (before migration 0002) and re-encrypt the others
+    with the first key, so a rotated-out key can be dropped after one start. Returns how many
+    plaintext secrets were encrypted."""
+    encrypted = 0
+    async with db.begin() as conn:
+        for row in await repository.endpoint_secrets(conn):
+            if row["secret"] is not None:
+                ciphertext = cipher.encrypt(row["secret"].encode())
+                encrypted += 1
+            elif row["secret_ciphertext"] is not None:
+                try:
+                    ciphertext = cipher.rotate(row["secret_ciphertext"].encode())
+                except InvalidToken:
+                    log.error(
+                        "webhook secret not readable with any configured key",
+                        extra={"endpoint_id": str(row["endpoint_id"])},
+                    )
+                    continue
+            else:
+                continue
+            await repository.store_secret_ciphertext(conn, row["endpoint_id"], ciphertext.decode())
+    return encrypted
 
 
 def signed_headers(
@@ -48,75 +80,157 @@ def signed_headers(
 
 
 class WebhookDispatcher:
+    """Leases due deliveries as slots free up and runs each as its own task.
+
+    No batch waits for its slowest delivery: a slot is refilled as soon as its attempt ends.
+    Each endpoint holds at most `endpoint_concurrency` slots, each attempt has one total
+    deadline, and at most RESPONSE_BODY_CAP bytes of a response are read.
+    """
+
     def __init__(
         self,
         db: Database,
         *,
         timeout_seconds: float,
+        lease_seconds: float,
         concurrency: int,
+        endpoint_concurrency: int,
         retry_delays: list[timedelta],
+        allowed_networks: Sequence[IPNetwork],
+        secrets_cipher: MultiFernet,
         due: asyncio.Event,
     ) -> None:
         self._db = db
         self._timeout = timeout_seconds
+        self._lease = timedelta(seconds=lease_seconds)
         self._concurrency = concurrency
+        self._endpoint_concurrency = endpoint_concurrency
         self._retry_delays = retry_delays
+        self._cipher = secrets_cipher
         self._due = due
-        self._client = httpx.AsyncClient(timeout=timeout_seconds, follow_redirects=False)
+        self._in_flight: dict[asyncio.Task[None], uuid.UUID] = {}
+        self._client = httpx.AsyncClient(
+            transport=VettedTransport(
+                VettedNetworkBackend(allowed_networks), max_connections=concurrency
+            ),
+            timeout=timeout_seconds,  # per phase; the total deadline is enforced around each POST
+            follow_redirects=False,
+            trust_env=False,
+        )
 
     async def run(self) -> None:
-        while True:
-            try:
-                delivered = await self.deliver_due()
-            except Exception:
-                log.warning("webhook dispatch failed; will retry", exc_info=True)
-                delivered = 0
-            if delivered == 0:
-                self._due.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._due.wait(), timeout=IDLE_POLL_SECONDS)
+        try:
+            while True:
+                try:
+                    leased = await self.lease_due()
+                except Exception:
+                    log.warning("webhook dispatch failed; will retry", exc_info=True)
+                    leased = 0
+                if leased == 0 or len(self._in_flight) >= self._concurrency:
+                    self._due.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._due.wait(), timeout=IDLE_POLL_SECONDS)
+        finally:
+            for task in self._in_flight:
+                task.cancel()
+            await asyncio.gather(*self._in_flight, return_exceptions=True)
 
     async def close(self) -> None:
         await self._client.aclose()
 
-    async def deliver_due(self) -> int:
+    async def lease_due(self) -> int:
+        """Lease what the free slots allow and start an attempt for each; returns how many."""
+        free = self._concurrency - len(self._in_flight)
+        if free <= 0:
+            return 0
         now = utcnow()
-        lease_until = now + timedelta(seconds=self._timeout + 30)
         async with self._db.begin() as conn:
-            batch = await repository.lease_due_deliveries(conn, now, lease_until, self._concurrency)
-        if batch:
-            await asyncio.gather(*(self._attempt(row) for row in batch))
+            batch = await repository.lease_due_deliveries(
+                conn,
+                now=now,
+                lease_until=now + self._lease,
+                lease_token=uuid.uuid4(),
+                limit=free,
+                per_endpoint=self._endpoint_concurrency,
+                in_flight=Counter(self._in_flight.values()),
+            )
+        for row in batch:
+            task = asyncio.create_task(self._attempt(row), name=f"webhook {row['delivery_id']}")
+            self._in_flight[task] = row["endpoint_id"]
+            task.add_done_callback(self._finished)
         return len(batch)
 
-    async def _attempt(self, row: dict[str, Any]) -> None:
-        now = utcnow()
-        headers = signed_headers(row["secret"], str(row["delivery_id"]), now, row["body"])
-        status_code: int | None = None
-        error: str | None = None
-        started = time.perf_counter()
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        del self._in_flight[task]
+        self._due.set()  # a slot is free
+        if not task.cancelled() and task.exception() is not None:
+            log.error("webhook attempt crashed", exc_info=task.exception())
+
+    async def _post(self, row: dict[str, Any]) -> tuple[int | None, str | None]:
+        """POST one delivery within the total deadline: (status code, error or None)."""
         try:
-            response = await self._client.post(row["url"], content=row["body"], headers=headers)
-            status_code = response.status_code
-            if not 200 <= status_code < 300:
-                error = f"HTTP {status_code}"
+            secret = self._cipher.decrypt(row["secret_ciphertext"].encode()).decode()
+        except (InvalidToken, AttributeError):
+            return None, "signing secret cannot be decrypted with SCS_ROUTER_WEBHOOK_SECRETS_KEY"
+        headers = signed_headers(secret, str(row["delivery_id"]), utcnow(), row["body"])
+        try:
+            async with asyncio.timeout(self._timeout):
+                request = self._client.stream(
+                    "POST", row["url"], content=row["body"], headers=headers
+                )
+                async with request as response:
+                    await read_capped(response, RESPONSE_BODY_CAP)
+        except TimeoutError:
+            return None, f"no complete answer within {self._timeout:g} s"
         except httpx.HTTPError as exc:
-            error = f"{type(exc).__name__}: {exc}"[:1000]
+            return None, f"{type(exc).__name__}: {exc}"[:1000]
+        if 300 <= response.status_code < 400:
+            return response.status_code, f"HTTP {response.status_code}: redirects are not followed"
+        if not 200 <= response.status_code < 300:
+            return response.status_code, f"HTTP {response.status_code}"
+        return response.status_code, None
+
+    async def _attempt(self, row: dict[str, Any]) -> None:
+        started = time.perf_counter()
+        status_code, error = await self._post(row)
         WEBHOOK_SECONDS.observe(time.perf_counter() - started)
         attempts = row["attempts"] + 1
         values: dict[str, Any] = {"last_status_code": status_code, "last_error": error}
         if error is None:
+            outcome = "delivered"
             values |= {"status": "delivered", "delivered_at": utcnow()}
-            WEBHOOK_DELIVERIES.labels("delivered").inc()
-            WEBHOOK_LAG_SECONDS.observe((utcnow() - row["created_at"]).total_seconds())
         elif attempts > len(self._retry_delays):
+            outcome = "failed"
             values |= {"status": "failed"}
-            WEBHOOK_DELIVERIES.labels("failed").inc()
+        else:
+            outcome = "retry"
+            values |= {"next_attempt_at": utcnow() + self._retry_delays[attempts - 1]}
+        async with self._db.begin() as conn:
+            recorded = await repository.record_attempt(
+                conn, row["delivery_id"], row["lease_token"], values
+            )
+        if not recorded:
+            log.warning(
+                "webhook attempt outlived its lease; result discarded",
+                extra={"delivery_id": str(row["delivery_id"]), "outcome": outcome},
+            )
+            return
+        WEBHOOK_DELIVERIES.labels(outcome).inc()
+        if outcome == "delivered":
+            WEBHOOK_LAG_SECONDS.observe((utcnow() - row["created_at"]).total_seconds())
+        elif outcome == "failed":
             log.warning(
                 "webhook delivery given up",
                 extra={"delivery_id": str(row["delivery_id"]), "error": error},
             )
-        else:
-            values |= {"next_attempt_at": utcnow() + self._retry_delays[attempts - 1]}
-            WEBHOOK_DELIVERIES.labels("retry").inc()
-        async with self._db.begin() as conn:
-            await repository.record_attempt(conn, row["delivery_id"], values)
+
+
+async def read_capped(response: httpx.Response, cap: int) -> int:
+    """Read at most about `cap` bytes of the body and stop: receivers owe us a status, not a
+    body, and a huge one must not sit in memory. Returns the bytes read."""
+    read = 0
+    async for chunk in response.aiter_raw():
+        read += len(chunk)
+        if read >= cap:
+            break
+    return read

@@ -4,6 +4,7 @@ that keeps failing has the delivery marked failed after the last retry, never si
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import uuid
 from collections import Counter
@@ -40,43 +41,49 @@ class FlakyReceiver:
         return Response(status_code=204)
 
 
-async def serve(receiver: FlakyReceiver) -> AsyncIterator[str]:
+async def serve(app: FastAPI) -> AsyncIterator[str]:
+    """Run a stand-in receiver on a free local port; yields its /hooks URL."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(receiver.app, host="127.0.0.1", port=port, log_level="warning")
-    )
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     task = asyncio.create_task(server.serve())
     while not server.started:
         await asyncio.sleep(0.05)
     yield f"http://127.0.0.1:{port}/hooks"
     server.should_exit = True
+    server.force_exit = True  # do not wait for requests a test left hanging
     await task
+
+
+serving = contextlib.asynccontextmanager(serve)
 
 
 @pytest.fixture
 async def flaky() -> AsyncIterator[tuple[FlakyReceiver, str]]:
     receiver = FlakyReceiver(failures=2)
-    async for url in serve(receiver):
+    async for url in serve(receiver.app):
         yield receiver, url
 
 
 @pytest.fixture
 async def broken() -> AsyncIterator[tuple[FlakyReceiver, str]]:
     receiver = FlakyReceiver(failures=-1)
-    async for url in serve(receiver):
+    async for url in serve(receiver.app):
         yield receiver, url
 
 
-async def register(stack: Stack, url: str) -> None:
-    async with httpx.AsyncClient(headers=INGEST_AUTH) as client:
+async def register(stack: Stack, url: str) -> dict[str, Any]:
+    """Register `url` for case.created; returns the created endpoint (id, secret...)."""
+    async with httpx.AsyncClient() as client:
         response = await client.post(
             f"{stack.url('router')}/v1/webhook-endpoints",
             headers={"Authorization": f"Bearer {ADMIN_KEY}"},
             json={"url": url, "events": ["case.created"]},
         )
     assert response.status_code == 201, response.text
+    created: dict[str, Any] = response.json()
+    return created
 
 
 async def post_mention(stack: Stack, conversation: str) -> None:
@@ -88,24 +95,25 @@ async def post_mention(stack: Stack, conversation: str) -> None:
     assert response.status_code == 202
 
 
-async def delivery_rows(stack: Stack, url: str) -> list[Any]:
+async def query(stack: Stack, sql: str, **params: Any) -> list[Any]:
+    """Rows of one SQL statement on the stack's database (committed)."""
     engine = create_async_engine(stack.infra.database_url)
     try:
-        async with engine.connect() as conn:
-            return list(
-                (
-                    await conn.execute(
-                        text(
-                            "SELECT d.status, d.attempts, d.last_status_code "
-                            "FROM webhook_deliveries d JOIN webhook_endpoints e "
-                            "USING (endpoint_id) WHERE e.url = :url"
-                        ),
-                        {"url": url},
-                    )
-                ).all()
-            )
+        async with engine.begin() as conn:
+            result = await conn.execute(text(sql), params)
+            return list(result.all()) if result.returns_rows else []
     finally:
         await engine.dispose()
+
+
+async def delivery_rows(stack: Stack, url: str) -> list[Any]:
+    return await query(
+        stack,
+        "SELECT d.delivery_id, d.status, d.attempts, d.last_status_code, d.last_error "
+        "FROM webhook_deliveries d JOIN webhook_endpoints e USING (endpoint_id) "
+        "WHERE e.url = :url",
+        url=url,
+    )
 
 
 async def test_failed_delivery_is_retried_with_the_same_webhook_id(

@@ -7,8 +7,6 @@ import pytest
 from pydantic import ValidationError
 
 from services.ingest.config import IngestSettings
-from services.router.api import require_admin
-from services.router.config import RouterSettings
 from shared.problems import Problem
 from tests.unit.ingest.conftest import TOKEN, ingest_app
 
@@ -112,10 +110,4 @@ def test_the_token_opens_and_anonymous_mode_is_open_on_purpose() -> None:
     assert len(acceptor.published) == 1
 
 
-async def test_router_admin_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SCS_ADMIN_API_KEY", "0123456789abcdef")
-    settings = RouterSettings()
-    await require_admin(settings, "Bearer 0123456789abcdef")
-    await require_admin(settings, "bearer 0123456789abcdef")
-    with pytest.raises(Problem):
-        await require_admin(settings, "Bearer 0123456789abcdeX")
+# The router's admin key is checked before the body: tests/unit/router/test_api.py.

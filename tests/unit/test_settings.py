@@ -28,6 +28,9 @@ def test_router_targets_can_be_set_and_must_cover_every_priority(
 ) -> None:
     monkeypatch.setenv("SCS_ADMIN_API_KEY", "0123456789abcdef")
     monkeypatch.setenv(
+        "SCS_ROUTER_WEBHOOK_SECRETS_KEY", "dGVzdC13ZWJob29rLXNlY3JldHMta2V5LTAxMjM0NTY="
+    )
+    monkeypatch.setenv(
         "SCS_ROUTER_FIRST_RESPONSE_MINUTES", '{"P1": 10, "P2": 30, "P3": 120, "P4": 600}'
     )
     assert RouterSettings().first_response_minutes[Priority.P2] == 30

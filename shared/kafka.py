@@ -123,15 +123,39 @@ def describe_error(error: BaseException) -> str:
 _FREE_TEXT_ERRORS = frozenset({"value_error", "assertion_error"})
 
 
+ProducerFactory = Callable[..., AIOKafkaProducer]
+# Longest wait for a replaced producer to flush what it still holds before it is dropped.
+RETIRE_SECONDS = 30.0
+
+
 class EventProducer:
-    def __init__(self, bootstrap_servers: str, client_id: str) -> None:
+    """acks=all, idempotent sends; a send that failed retires the producer it went through.
+
+    An idempotent producer whose request was lost mid-flight (broker restart, timeout) can be
+    left with sequence numbers the broker no longer accepts, and aiokafka then fails every later
+    send with OutOfOrderSequenceNumber until the process restarts (aio-libs/aiokafka#1017). The
+    next send after any failure therefore goes through a fresh producer with a new producer id.
+    Redoing a send is safe: consumers drop redelivered events by id.
+    """
+
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        client_id: str,
+        *,
+        producer_factory: ProducerFactory = AIOKafkaProducer,
+    ) -> None:
         self._bootstrap_servers = bootstrap_servers
         self._client_id = client_id
+        self._producer_factory = producer_factory
         self._producer: AIOKafkaProducer | None = None
         self._started = False
+        self._failed = False
+        self._renewing = asyncio.Lock()
+        self._retiring: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
-        self._producer = AIOKafkaProducer(
+        self._producer = self._producer_factory(
             bootstrap_servers=self._bootstrap_servers,
             client_id=self._client_id,
             acks="all",
@@ -154,6 +178,8 @@ class EventProducer:
             await self._producer.stop()
         self._producer = None
         self._started = False
+        if self._retiring:
+            await asyncio.gather(*self._retiring, return_exceptions=True)
 
     async def is_ready(self) -> bool:
         if not self._started:
@@ -164,6 +190,43 @@ class EventProducer:
             return False
         return True
 
+    async def _sending_client(self) -> AIOKafkaProducer:
+        """The producer to send through: a fresh one when a send through the last one failed."""
+        if not self._failed:
+            return self._client
+        async with self._renewing:
+            if self._failed:
+                retired, self._producer, self._started = self._producer, None, False
+                if retired is not None:
+                    task = asyncio.create_task(_retire(retired), name="retire kafka producer")
+                    self._retiring.add(task)
+                    task.add_done_callback(self._retiring.discard)
+                try:
+                    await self.start()
+                except BaseException:
+                    if self._producer is not None:
+                        await self._producer.stop()
+                    self._producer, self._started = None, False
+                    raise
+                self._failed = False
+                log.info("kafka producer renewed after a failed send")
+        return self._client
+
+    async def _send_all(
+        self, records: Sequence[tuple[str, bytes | None, bytes, list[tuple[str, bytes]]]]
+    ) -> None:
+        """Send (topic, key, value, headers) records in order; return once all are acked."""
+        client = await self._sending_client()
+        try:
+            futures = [
+                await client.send(topic, value=value, key=key, headers=headers)
+                for topic, key, value, headers in records
+            ]
+            await asyncio.gather(*futures)
+        except BaseException:
+            self._failed = True
+            raise
+
     async def publish(self, topic: Topic, envelope: Envelope[Any]) -> None:
         """Send one event and wait for acks=all; raises if the broker did not take it."""
         await self.publish_many(topic, [envelope])
@@ -173,24 +236,17 @@ class EventProducer:
         if not envelopes:
             return
         started = time.perf_counter()
-        futures = [
-            await self._client.send(
-                topic.name,
-                value=envelope.to_bytes(),
-                key=envelope.subject.encode(),
-                headers=_headers(envelope),
-            )
-            for envelope in envelopes
-        ]
-        await asyncio.gather(*futures)
+        await self._send_all(
+            [
+                (topic.name, envelope.subject.encode(), envelope.to_bytes(), _headers(envelope))
+                for envelope in envelopes
+            ]
+        )
         PRODUCER_SEND_SECONDS.labels(topic.name).observe(time.perf_counter() - started)
 
     async def publish_encoded(self, records: Sequence[tuple[str, bytes, bytes]]) -> None:
         """Send already-encoded (topic, key, value) records, e.g. from an outbox, in order."""
-        futures = [
-            await self._client.send(topic, value=value, key=key) for topic, key, value in records
-        ]
-        await asyncio.gather(*futures)
+        await self._send_all([(topic, key, value, []) for topic, key, value in records])
 
     async def publish_dead_letter(
         self, topic: Topic, record: ConsumerRecord[bytes, bytes], error: str
@@ -212,9 +268,16 @@ class EventProducer:
                 f"{record.topic}/{record.partition}/{record.offset}".encode(),
             ),
         ]
-        await self._client.send_and_wait(
-            topic.dead_letter, value=record.value, key=record.key, headers=headers
-        )
+        await self._send_all([(topic.dead_letter, record.key, record.value, headers)])
+
+
+async def _retire(producer: AIOKafkaProducer) -> None:
+    """Let a replaced producer flush what it holds, briefly; its sends are redone anyway."""
+    try:
+        async with asyncio.timeout(RETIRE_SECONDS):
+            await producer.stop()
+    except Exception:
+        log.info("a retired kafka producer did not stop cleanly", exc_info=True)
 
 
 def _headers(envelope: Envelope[Any]) -> list[tuple[str, bytes]]:

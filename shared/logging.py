@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
@@ -42,9 +43,39 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(document, default=str).decode()
 
 
+class RepeatLimit(logging.Filter):
+    """Pass a message of the `prefix` loggers at most once per `seconds` (per logger and
+    message template); other records pass untouched.
+
+    With a broker down and a send pending, aiokafka retries its connection in a tight loop and
+    logs "Unable connect to node" for each try (about a million lines a minute here,
+    aio-libs/aiokafka#496): the first line says what is wrong, the rest only fill the disk.
+    """
+
+    def __init__(self, prefix: str, seconds: float) -> None:
+        super().__init__()
+        self._prefix = prefix
+        self._seconds = seconds
+        self._last: dict[tuple[str, object], float] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith(self._prefix):
+            return True
+        key = (record.name, record.msg)
+        now = time.monotonic()
+        if now - self._last.get(key, -self._seconds) < self._seconds:
+            return False
+        if len(self._last) > 1000:  # templates are few; bound it all the same
+            self._last.clear()
+        self._last[key] = now
+        return True
+
+
 def configure_logging(service: str, level: str = "INFO") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter(service))
+    # A handler filter sees the records of every child logger (aiokafka.conn, ...).
+    handler.addFilter(RepeatLimit("aiokafka", seconds=10))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

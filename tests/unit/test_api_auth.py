@@ -7,7 +7,6 @@ import pytest
 from pydantic import ValidationError
 
 from services.ingest.config import IngestSettings
-from shared.problems import Problem
 from tests.unit.ingest.conftest import TOKEN, ingest_app
 
 UNSIGNED_ENDPOINTS = [

@@ -58,6 +58,20 @@ def problem_response(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
+TOO_DEEP_DETAIL = "the body is nested too deeply"
+
+
+def too_deep(request: Request) -> JSONResponse:
+    """JSON nested past a parser's limit is a body that cannot be taken, like any bad field."""
+    return problem_response(
+        request,
+        422,
+        "Unprocessable Content",
+        TOO_DEEP_DETAIL,
+        errors=[{"field": "body", "message": TOO_DEEP_DETAIL}],
+    )
+
+
 def _field(location: tuple[Any, ...] | list[Any]) -> str:
     parts = [str(p) for p in location if p not in ("body", "query", "path", "header")]
     return ".".join(parts) or "body"
@@ -85,6 +99,9 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if isinstance(exc.__cause__, RecursionError):
+            # FastAPI's body parser hit Python's recursion limit: a bad body, named as one.
+            return too_deep(request)
         return problem_response(
             request,
             exc.status_code,

@@ -8,12 +8,10 @@ the token is checked before the body is read. Scoring runs in a worker thread, s
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.exceptions import HTTPException
 
 from services.classifier.core import ClassificationContext, Classifier
 from shared.events import (
@@ -29,7 +27,6 @@ from shared.events import (
     utcnow,
 )
 from shared.http import authenticated_route
-from shared.problems import Problem
 from shared.service import service_part
 
 REALM = "classifier"
@@ -45,30 +42,9 @@ def accepted_tokens(service: Any) -> list[str]:
     ]
 
 
-AuthenticatedRoute = authenticated_route(accepted_tokens, REALM)
-
-
-class ClassifierRoute(AuthenticatedRoute):  # type: ignore[misc,valid-type]
-    """JSON nested deeper than the parser's recursion limit is a bad field like any other (422),
-    not FastAPI's generic 400; the token is still checked first, before the body is read."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler: Callable[[Request], Coroutine[Any, Any, Response]] = super().get_route_handler()
-
-        async def parsed(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except HTTPException as exc:
-                if isinstance(exc.__cause__, RecursionError):
-                    raise Problem(
-                        422, "Unprocessable Content", "the body is nested too deeply"
-                    ) from exc
-                raise
-
-        return parsed
-
-
-router = APIRouter(prefix="/v1", tags=["classifier"], route_class=ClassifierRoute)
+router = APIRouter(
+    prefix="/v1", tags=["classifier"], route_class=authenticated_route(accepted_tokens, REALM)
+)
 
 LoadedClassifier = Annotated[Classifier, Depends(service_part("classifier", Classifier))]
 

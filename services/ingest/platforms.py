@@ -33,7 +33,7 @@ from services.ingest.core import (
 from services.ingest.handlers import MentionAcceptor
 from services.ingest.metrics import MENTIONS_REJECTED
 from shared.events import TraceContext
-from shared.problems import Problem
+from shared.problems import TOO_DEEP_DETAIL, Problem
 
 # X and Meta sign their deliveries; the others come from pollers or relays with the bearer token.
 router = APIRouter(prefix="/v1/webhooks", tags=["platform webhooks"])
@@ -61,8 +61,15 @@ def _parse(body: bytes, adapter: str, parser: Parser, raw_body: bool, brands: An
     payload can be wrong is a 4xx naming the field."""
     try:
         return parser(body if raw_body else orjson.loads(body), brands=brands)
-    except orjson.JSONDecodeError:  # also JSON nested deeper than orjson's limit
+    except orjson.JSONDecodeError as exc:
         MENTIONS_REJECTED.labels(adapter, "invalid").inc()
+        if "depth limit" in str(exc):  # nested deeper than orjson's 1024 levels
+            raise Problem(
+                422,
+                "Unprocessable Content",
+                TOO_DEEP_DETAIL,
+                errors=[{"field": "body", "message": TOO_DEEP_DETAIL}],
+            ) from None
         raise Problem(400, "Bad Request", "the body is not valid JSON") from None
     except PayloadError as exc:
         MENTIONS_REJECTED.labels(adapter, "invalid").inc()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import secrets
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
@@ -77,6 +77,23 @@ def _without_nul(value: str) -> str:
     if "\x00" in value:
         raise ValueError("must not contain NUL characters")
     return value
+
+
+# A mention's time starts clocks, buckets and deadlines downstream: one from before social
+# platforms existed or from well past now is a bad value at the edge, never an overflow later.
+EARLIEST_MENTION_TIME = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST_MENTION_SKEW = timedelta(days=1)
+
+
+def _plausible_mention_time(value: datetime) -> datetime:
+    if value < EARLIEST_MENTION_TIME:
+        raise ValueError(f"must not be before {EARLIEST_MENTION_TIME.date().isoformat()}")
+    if value > utcnow() + LATEST_MENTION_SKEW:
+        raise ValueError("must not be more than a day in the future")
+    return value
+
+
+MentionTime = Annotated[AwareDatetime, AfterValidator(_plausible_mention_time)]
 
 
 def _brand_fits_topic_key(value: str) -> str:
@@ -199,7 +216,7 @@ class Mention(BaseModel):
     conversation_id: Identifier = Field(description="Platform thread or conversation id")
     text: MentionText
     author: Author
-    created_at: AwareDatetime
+    created_at: MentionTime
     received_at: AwareDatetime = Field(default_factory=utcnow)
     url: Url | None = None
     language: LanguageTag | None = Field(default=None, description="BCP 47 tag, e.g. 'es'")

@@ -73,16 +73,16 @@ class Failure(Enum):
 
     TRANSIENT = "transient"  # a dependency is down or busy: retry the same batch until it works
     POISON = "poison"  # this event can never succeed: dead-letter it, keep the others
-    UNEXPECTED = "unexpected"  # a bug: retry a few times, then isolate and dead-letter
+    UNEXPECTED = "unexpected"  # a bug: retry a few times, then isolate (see _judge_suspects)
 
 
 def classify_failure(error: BaseException) -> Failure:
     """Outages are transient however long they last; only the event's own fault is poison.
 
     An unexpected error (a bug in a handler) is retried ATTEMPTS_BEFORE_ISOLATING times, then
-    the batch is split and the event that fails on its own is dead-lettered: retrying it for
-    ever would stall every conversation on its partition, while the dead-letter topic keeps it
-    for `scs dlq replay` once the fix is deployed.
+    the batch goes one event at a time: an event that fails on its own while others succeed is
+    dead-lettered (retrying it for ever would stall every conversation on its partition; `scs
+    dlq replay` brings it back after the fix), and when every event fails the batch waits.
     """
     if isinstance(error, PoisonEvent | InvalidEvent | ValidationError) or is_data_error(error):
         return Failure.POISON
@@ -306,6 +306,9 @@ class _Batch:
     dead_lettered: int = 0
     unexpected_failures: int = 0
     isolating: bool = False  # handle one event at a time to find the one that fails
+    # While isolating: events that failed unexpectedly on their own, and how many succeeded.
+    suspects: list[tuple[Envelope[Any], Exception]] = field(default_factory=list)
+    isolated_successes: int = 0
     retries: int = 0
     retry_at: float = 0.0
 
@@ -480,15 +483,19 @@ class EventConsumer:
             try:
                 await self._handler(group)
             except Exception as error:
+                if batch.isolating and classify_failure(error) is Failure.UNEXPECTED:
+                    batch.suspects.append((group[0], error))  # judged once the others ran
+                    batch.envelopes.remove(group[0])
+                    continue
                 failed = self._failed_events(batch, group, error)
                 if failed is None:
                     raise
-                for envelope in failed:
-                    batch.dead_letters.append((batch.sources[envelope.id], describe_error(error)))
-                    batch.envelopes.remove(envelope)
-                await self._flush_dead_letters(batch)
+                await self._dead_letter(batch, [(envelope, error) for envelope in failed])
                 continue
             del batch.envelopes[: len(group)]
+            batch.isolated_successes += len(group) if batch.isolating else 0
+        if batch.suspects:
+            await self._judge_suspects(batch)
         failpoint(self._before_commit_failpoint)
         await self._consumer.commit({batch.partition: batch.next_offset})
         # Counted only now: a batch retried before its commit must not be counted twice.
@@ -506,8 +513,9 @@ class EventConsumer:
     ) -> list[Envelope[Any]] | None:
         """The events to dead-letter for this failure, or None to retry the batch later.
 
-        A failure of several events at once that is not pinned on one of them makes the batch
-        go one event at a time, so only the event that fails on its own is dead-lettered.
+        A failure of several events at once that is not pinned on one of them, or an unexpected
+        one, makes the batch go one event at a time, so only an event that fails on its own while
+        others succeed is dead-lettered.
         """
         failure = classify_failure(error)
         if failure is Failure.TRANSIENT:
@@ -529,10 +537,32 @@ class EventConsumer:
             if not batch.isolating and batch.unexpected_failures + 1 < ATTEMPTS_BEFORE_ISOLATING:
                 batch.unexpected_failures += 1
                 return None
-        if len(group) > 1:
-            batch.isolating = True
+        if len(group) > 1 or failure is Failure.UNEXPECTED:
+            batch.isolating = True  # a bug's victims are judged one by one (_judge_suspects)
             return []
         return group
+
+    async def _judge_suspects(self, batch: _Batch) -> None:
+        """Dead-letter the events that failed on their own only if the handler worked for
+        another event of the batch: when every event fails, the fault is the handler's or a
+        dependency's (a bug, a timeout not classed as transient), not the events', so the batch
+        waits for a fix (partition paused, `scs_kafka_consumer_paused_partitions`) instead of
+        draining the whole stream into the dead-letter topic."""
+        if batch.isolated_successes == 0:
+            suspects, batch.suspects = batch.suspects, []
+            batch.envelopes = [envelope for envelope, _ in suspects]
+            raise suspects[-1][1]
+        suspects, batch.suspects = batch.suspects, []
+        await self._dead_letter(batch, suspects)
+
+    async def _dead_letter(
+        self, batch: _Batch, failed: list[tuple[Envelope[Any], Exception]]
+    ) -> None:
+        for envelope, error in failed:
+            batch.dead_letters.append((batch.sources[envelope.id], describe_error(error)))
+            if envelope in batch.envelopes:
+                batch.envelopes.remove(envelope)
+        await self._flush_dead_letters(batch)
 
     async def _flush_dead_letters(self, batch: _Batch) -> None:
         while batch.dead_letters:

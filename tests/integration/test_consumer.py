@@ -148,6 +148,36 @@ async def test_an_event_that_always_fails_is_isolated_and_dead_lettered(prepared
     assert await committed(prepared, run.topic, run.group) == 5
 
 
+async def test_a_handler_bug_that_fails_every_event_waits_instead_of_dead_lettering_all(
+    prepared: Infra,
+) -> None:
+    """A deployed bug (every event raises) must not drain the stream into the dead-letter topic:
+    the batch waits, paused, and goes through once the handler works again."""
+    broken = True
+    attempts: list[int] = []
+    handled: list[str] = []
+
+    async def buggy_until_fixed(envelopes: list[Any]) -> None:
+        attempts.append(len(envelopes))
+        if broken:
+            raise KeyError("a bug in the handler")
+        handled.extend(str(e.data.platform_id) for e in envelopes)
+
+    async with consuming(prepared, buggy_until_fixed) as run:
+        # past the unexpected-failure budget and through isolation, one event at a time
+        await eventually(lambda: attempts.count(1) >= 10, timeout=60, what="isolated retries")
+        assert handled == [] and await committed(prepared, run.topic, run.group) is None
+        broken = False  # the fix is deployed
+        await eventually(lambda: len(handled) == 5, timeout=60, what="all five handled")
+
+        async def all_committed() -> bool:
+            return await committed(prepared, run.topic, run.group) == 5
+
+        await eventually(all_committed, timeout=30, what="the commit of offset 5")
+    assert sorted(handled) == ["0", "1", "2", "3", "4"]
+    assert await read_topic(prepared.bootstrap, run.topic.dead_letter) == []
+
+
 async def test_a_database_outage_stalls_the_partition_in_its_group_then_commits_once(
     prepared: Infra,
 ) -> None:

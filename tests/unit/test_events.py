@@ -3,6 +3,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from pydantic import ValidationError
 
 from shared.events import (
     Author,
@@ -97,3 +98,14 @@ def test_every_event_type_has_exactly_one_topic_with_a_dead_letter_topic() -> No
     assert all(name.endswith(".v1") for name in names)
     # One partition count everywhere keeps a conversation on the same partition number.
     assert len({t.partitions for t in ALL_TOPICS}) == 1
+
+
+@pytest.mark.parametrize(
+    "created_at",
+    ["9999-12-31T23:59:00+00:00", "1970-01-01T00:00:00+00:00", "2300-01-01T00:00:00+00:00"],
+)
+def test_a_mention_time_that_would_overflow_clocks_downstream_is_refused(created_at: str) -> None:
+    """9999-12-31 passed ingest and then overflowed the router's deadline arithmetic."""
+    with pytest.raises(ValidationError) as refused:
+        a_mention(created_at=created_at)
+    assert [error["loc"] for error in refused.value.errors()] == [("created_at",)]

@@ -174,10 +174,11 @@ class EventProducer:
         return self._producer
 
     async def stop(self) -> None:
-        if self._producer is not None:
-            await self._producer.stop()
-        self._producer = None
-        self._started = False
+        async with self._renewing:  # a renewal in progress finishes first, then is stopped
+            if self._producer is not None:
+                await self._producer.stop()
+            self._producer = None
+            self._started = False
         if self._retiring:
             await asyncio.gather(*self._retiring, return_exceptions=True)
 
@@ -224,7 +225,9 @@ class EventProducer:
             ]
             await asyncio.gather(*futures)
         except BaseException:
-            self._failed = True
+            # A send through a producer already replaced must not retire its healthy successor.
+            if client is self._producer:
+                self._failed = True
             raise
 
     async def publish(self, topic: Topic, envelope: Envelope[Any]) -> None:

@@ -23,7 +23,7 @@ from services.classifier.core import (
     classification_record,
     mention_from_record,
 )
-from shared.events import Mention
+from shared.events import MAX_TEXT_CHARS, Mention
 
 classifier_app = typer.Typer(
     help="Train and evaluate the classifier's models.", no_args_is_help=True
@@ -134,7 +134,6 @@ def classify_stream(classifier: Classifier, source: IO[bytes], sink: IO[bytes]) 
 
 # A line with only these keys makes a Mention with every other field at its default.
 _PLAIN_KEYS = frozenset({"id", "text"})
-_MAX_TEXT = 20_000  # Mention.text's max_length
 
 
 def _classify_lines(
@@ -180,7 +179,7 @@ def _classify_lines(
                 plain
                 and record.keys() <= _PLAIN_KEYS
                 and isinstance(text, str)
-                and len(text) <= _MAX_TEXT
+                and len(text) <= MAX_TEXT_CHARS
                 and record_id != ""
             ):
                 out.append(dumps(classifier.plain_record(record_id, text)) + newline)

@@ -51,6 +51,17 @@ class IngestSettings(ServiceSettings):
         return value
 
     @model_validator(mode="after")
+    def _claims_outlive_publishing(self) -> IngestSettings:
+        """A claim that expires while its request still waits for the broker would let a retry
+        take it over; the first request's release would then delete the retry's claim."""
+        if self.claim_timeout_seconds <= self.publish_timeout_seconds:
+            raise ValueError(
+                "SCS_INGEST_CLAIM_TIMEOUT_SECONDS must be longer than "
+                "SCS_INGEST_PUBLISH_TIMEOUT_SECONDS"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _closed_unless_chosen(self) -> IngestSettings:
         if self.api_token is None and not self.allow_anonymous:
             raise ValueError(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import timedelta
 from typing import Any
@@ -23,6 +24,7 @@ class KpiProjector:
         self._tenant = tenant
         self._window = window
         self.report: SlaReport | None = None
+        self._computing: asyncio.Future[SlaReport] | None = None
 
     async def handle(self, envelopes: list[Envelope[CaseEvent]]) -> None:
         # Observed only after the commit: a batch retried after a failed commit would count
@@ -60,6 +62,13 @@ class KpiProjector:
             FIRST_RESPONSE_SECONDS.labels(channel, priority).observe(seconds)
 
     async def refresh(self) -> SlaReport:
+        """The report as of now; callers arriving while one is computed share it, so a burst
+        of `GET /v1/kpis/sla` costs one query over the window, not one per request."""
+        if self._computing is None or self._computing.done():
+            self._computing = asyncio.ensure_future(self._compute())
+        return await asyncio.shield(self._computing)
+
+    async def _compute(self) -> SlaReport:
         now = utcnow()
         async with self._db.begin() as conn:
             facts = await repository.facts_since(conn, self._tenant, now - self._window)

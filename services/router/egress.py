@@ -56,6 +56,11 @@ def refusal_reason(address: IPAddress, allowed: Sequence[IPNetwork] = ()) -> str
         (address.is_unspecified, "unspecified address"),
         (address.is_loopback, "loopback address"),
         (address.is_link_local, "link-local address"),
+        # fec0::/10 (deprecated site-local) counts as global in Python 3.11's tables.
+        (
+            isinstance(address, ipaddress.IPv6Address) and address.is_site_local,
+            "site-local address",
+        ),
         (address.is_multicast, "multicast address"),
         (isinstance(address, ipaddress.IPv4Address) and address in CGNAT, "shared (CGNAT) address"),
         (address.is_reserved, "reserved address"),

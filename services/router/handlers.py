@@ -103,6 +103,14 @@ class CaseRouter:
     ) -> bool:
         """Route the batch in one transaction; True when webhook deliveries were enqueued."""
         async with self._db.begin() as conn:
+            # Lock the conversations first, then ask which mentions are known: a member that
+            # lost its partitions but still runs a batch (session timeout) waits here for the
+            # new owner's transaction and then sees its mentions, instead of applying them twice.
+            current = await repository.cases_for_update(
+                conn,
+                self._tenant,
+                sorted({e.data.mention.conversation_key for e in envelopes}),
+            )
             known = await repository.known_mentions(
                 conn, [e.data.mention.mention_id for e in envelopes]
             )
@@ -115,11 +123,6 @@ class CaseRouter:
                     fresh[mention_id] = envelope
             if not fresh:
                 return False
-            current = await repository.cases_for_update(
-                conn,
-                self._tenant,
-                sorted({e.data.mention.conversation_key for e in fresh.values()}),
-            )
             endpoints = await repository.endpoints_for(conn, self._tenant)
             changed: dict[uuid.UUID, Any] = {}
             mention_rows: list[dict[str, Any]] = []
@@ -197,13 +200,16 @@ class CaseRouter:
         """Publish case events not yet on Kafka, oldest first; safe to call from anywhere.
 
         One relay at a time across replicas (an advisory lock held while publishing), so the
-        events of a case reach Kafka in the order they were committed.
+        events of a case reach Kafka in the order they were committed. The lock is only tried:
+        the consumer's batch never waits on another replica's publish (a slow broker would hold
+        it), and the relay timer picks up whatever the running relay had already passed.
         """
         published = 0
         async with self._outbox_lock:
             while True:
                 async with self._db.begin() as conn:
-                    await repository.lock_outbox_relay(conn)
+                    if not await repository.lock_outbox_relay(conn):
+                        return published  # another replica relays; it reads our rows too
                     rows = await repository.unpublished_outbox(conn, self._outbox_batch)
                     if not rows:
                         return published

@@ -331,13 +331,15 @@ async def add_outbox(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
         await conn.execute(insert(outbox).values(rows).on_conflict_do_nothing())
 
 
-async def lock_outbox_relay(conn: AsyncConnection) -> None:
-    """Make this transaction the only outbox relay, across router replicas, until it ends.
+async def lock_outbox_relay(conn: AsyncConnection) -> bool:
+    """Try to make this transaction the only outbox relay, across router replicas, until it
+    ends; False when another relay holds it.
 
     Relays that skipped each other's locked rows could publish a later event of a case before
     an earlier one; one relay at a time publishes in `seq` order.
     """
-    await conn.execute(select(func.pg_advisory_xact_lock(OUTBOX_RELAY_LOCK)))
+    result = await conn.execute(select(func.pg_try_advisory_xact_lock(OUTBOX_RELAY_LOCK)))
+    return bool(result.scalar_one())
 
 
 async def unpublished_outbox(conn: AsyncConnection, limit: int) -> list[dict[str, Any]]:

@@ -18,6 +18,7 @@ from tests.integration.conftest import INGEST_AUTH, Stack, eventually
 from tests.integration.test_ingest_webhooks import mention_ids_on_topic
 
 CLAIM_TIMEOUT_SECONDS = "2"
+PUBLISH_TIMEOUT_SECONDS = "1"  # a claim must outlive the wait for the broker
 
 
 def a_mention(platform_id: str, conversation: str) -> dict[str, Any]:
@@ -68,7 +69,10 @@ async def test_crash_between_publish_and_mark_loses_nothing_and_doubles_nothing(
         # acked by the broker before the crash, but never marked published
         assert str(crashed_id) in await mention_ids_on_topic(stack)
 
-        ingest.start(SCS_INGEST_CLAIM_TIMEOUT_SECONDS=CLAIM_TIMEOUT_SECONDS)
+        ingest.start(
+            SCS_INGEST_CLAIM_TIMEOUT_SECONDS=CLAIM_TIMEOUT_SECONDS,
+            SCS_INGEST_PUBLISH_TIMEOUT_SECONDS=PUBLISH_TIMEOUT_SECONDS,
+        )
         await ingest.wait_ready()
         statuses: list[int] = []
         async with httpx.AsyncClient(

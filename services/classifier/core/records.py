@@ -10,12 +10,20 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
-from shared.events import ID_NAMESPACE, Author, Channel, Classification, Mention, MentionKind
+from shared.events import (
+    EARLIEST_MENTION_TIME,
+    ID_NAMESPACE,
+    Author,
+    Channel,
+    Classification,
+    Mention,
+    MentionKind,
+)
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Offline records without a time (`scs classify` lines) get the earliest time a Mention takes.
+_UNDATED = EARLIEST_MENTION_TIME
 # Built once and shared (nothing mutates it): validating {"handle": "unknown"} on every line
 # cost more than half of building the Mention.
 _UNKNOWN_AUTHOR = Author(handle="unknown")
@@ -48,8 +56,8 @@ def mention_from_record(record: dict[str, Any], line_id: str) -> Mention:
         conversation_id=str(record.get("conversation_id") or platform_id),
         text=text,
         author=Author.model_validate(author) if author else _UNKNOWN_AUTHOR,
-        created_at=created if created is not None else _EPOCH,
-        received_at=_EPOCH,
+        created_at=created if created is not None else _UNDATED,
+        received_at=_UNDATED,
         language=record.get("language"),
         brand=record.get("brand"),
         rating=record.get("rating"),

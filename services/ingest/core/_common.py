@@ -15,15 +15,22 @@ from html import unescape
 from typing import Any
 
 from services.ingest.core import Ignored, ParseResult, PayloadError
-from shared.events import Attachment, Author, Channel, Mention, MentionKind, utcnow
+from shared.events import (
+    MAX_TEXT_CHARS,
+    Attachment,
+    Author,
+    Channel,
+    Mention,
+    MentionKind,
+    utcnow,
+)
 
 # Language codes meaning "no language": BCP 47's undetermined / no linguistic content, and X's
 # tweets of only media, hashtags, mentions or cashtags.
 _NO_LANGUAGE = frozenset({"und", "zxx", "qme", "qht", "qam", "qct"})
 _PRIMARY_SUBTAG = re.compile(r"[a-z]{2,8}")
-# Mention.text's max_length (shared/events.py): longer texts (long e-mails with their quoted
-# history) are cut rather than rejected; `raw` keeps them whole.
-MAX_TEXT = 20_000
+# Texts longer than a Mention holds (long e-mails with their quoted history) are cut to
+# MAX_TEXT_CHARS_CHARS rather than rejected; `raw` keeps them whole.
 # Epoch values above this are milliseconds: Meta mixes seconds and milliseconds in one payload.
 _MILLIS_THRESHOLD = 100_000_000_000
 
@@ -152,9 +159,9 @@ def attachment(kind: str, url: str | None = None) -> Attachment:
     return Attachment(kind="image" if kind == "photo" else kind, url=url)
 
 
-# HTML beyond this is not read: the text is cut at MAX_TEXT characters anyway, and markup is
+# HTML beyond this is not read: the text is cut at MAX_TEXT_CHARS characters anyway, and markup is
 # rarely more than ten times its text.
-MAX_HTML_CHARS = 20 * MAX_TEXT
+MAX_HTML_CHARS = 20 * MAX_TEXT_CHARS
 _LINE_BREAK_TAGS = frozenset({"br", "p", "div", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6"})
 _HIDDEN_TAGS = ("script", "style", "head", "title")
 # A tag with its attributes. The quoted values are matched whole, so a `>` inside one does not
@@ -239,7 +246,7 @@ def build_mention(
         kind=kind,
         platform_id=platform_id,
         conversation_id=conversation_id,
-        text=text[:MAX_TEXT],
+        text=text[:MAX_TEXT_CHARS],
         author=author,
         created_at=created_at,
         received_at=received_at or utcnow(),

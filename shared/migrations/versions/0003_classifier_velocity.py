@@ -1,7 +1,7 @@
 """classifier velocity in time buckets
 
 Revision ID: 0003
-Revises: 0001
+Revises: 0002
 
 Crisis velocity is counted per topic in time buckets instead of one row per negative mention,
 so counting costs the same in a storm as in calm. The old per-mention rows are not carried

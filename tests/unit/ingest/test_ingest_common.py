@@ -19,7 +19,8 @@ from services.ingest.core import (
     youtube,
 )
 from services.ingest.core import email as mail
-from services.ingest.core._common import MAX_TEXT, Obj, html_to_text, primary_language
+from services.ingest.core._common import Obj, html_to_text, primary_language
+from shared.events import MAX_TEXT_CHARS
 
 JSON_CASES: list[tuple[Callable[..., ParseResult], str]] = [
     (x.parse, "x/activity_tweets.json"),
@@ -119,7 +120,7 @@ def test_html_to_text() -> None:
 
 def test_overlong_text_is_cut_not_rejected(load_json: Callable[[str], Any]) -> None:
     payload = load_json("reddit/self_post.json")
-    payload["data"]["selftext"] = "ا" * (MAX_TEXT + 10)  # noqa: RUF001
+    payload["data"]["selftext"] = "ا" * (MAX_TEXT_CHARS + 10)  # noqa: RUF001
     (post,) = reddit.parse(payload).mentions
-    assert len(post.text) == MAX_TEXT
+    assert len(post.text) == MAX_TEXT_CHARS
     assert post.raw == payload["data"]

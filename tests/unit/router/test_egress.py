@@ -35,6 +35,7 @@ LOCAL = [ipaddress.ip_network("127.0.0.0/8")]
         ("fd00:ec2::254", "metadata"),
         ("169.254.1.1", "link-local"),
         ("fe80::1", "link-local"),
+        ("fec0::1", "site-local"),
         ("224.0.0.1", "multicast"),
         ("ff02::1", "multicast"),
         ("0.0.0.0", "unspecified"),

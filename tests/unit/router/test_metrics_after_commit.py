@@ -61,13 +61,16 @@ async def test_a_batch_whose_commit_fails_is_counted_once_when_it_succeeds(
     async def done(*args: Any, **kwargs: Any) -> None:
         return None
 
+    async def locked(*args: Any) -> bool:
+        return True
+
     monkeypatch.setattr(repository, "known_mentions", empty_set)
     monkeypatch.setattr(repository, "cases_for_update", empty_dict)
     monkeypatch.setattr(repository, "endpoints_for", empty_list)
     monkeypatch.setattr(repository, "unpublished_outbox", empty_list)
     for name in ("upsert_cases", "add_mentions", "add_outbox", "enqueue_deliveries"):
         monkeypatch.setattr(repository, name, done)
-    monkeypatch.setattr(repository, "lock_outbox_relay", done)
+    monkeypatch.setattr(repository, "lock_outbox_relay", locked)
     database = FakeDatabase()
     case_router = CaseRouter(
         database,  # type: ignore[arg-type]

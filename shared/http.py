@@ -49,12 +49,12 @@ class BodySizeLimit:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    raise _TooLarge
+                    raise TooLarge(self.max_bytes)
             return message
 
         try:
             await self.app(scope, limited_receive, send)
-        except _TooLarge:
+        except TooLarge:
             await self._too_large(scope, send)
 
     async def _too_large(self, scope: Scope, send: Send) -> None:
@@ -76,8 +76,11 @@ class BodySizeLimit:
         await send({"type": "http.response.body", "body": body})
 
 
-class _TooLarge(Exception):
-    pass
+class TooLarge(Exception):
+    """A body grew past the limit while being read (no or a false Content-Length)."""
+
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(f"request body exceeds {max_bytes} bytes")
 
 
 def bearer_matches(authorization: str | None, accepted: Collection[str]) -> bool:
@@ -120,6 +123,12 @@ def authenticated_route(accepted_tokens: AcceptedTokens, realm: str) -> type[API
                         f"a valid bearer token ({realm}) is required",
                         headers={"WWW-Authenticate": f'Bearer realm="{realm}"'},
                     )
+                try:
+                    # Read (and cache) the body here: FastAPI would turn the limit's error
+                    # into a 400 "error parsing the body" when a chunked body runs over.
+                    await request.body()
+                except TooLarge as too_large:
+                    raise Problem(413, "Content Too Large", str(too_large)) from None
                 return await handler(request)
 
             return checked

@@ -46,6 +46,7 @@ async def encrypt_stored_secrets(db: Database, cipher: MultiFernet) -> int:
     with the first key, so a rotated-out key can be dropped after one start. Returns how many
     plaintext secrets were encrypted."""
     encrypted = 0
+    unreadable: list[str] = []
     async with db.begin() as conn:
         for row in await repository.endpoint_secrets(conn):
             if row["secret"] is not None:
@@ -55,15 +56,28 @@ async def encrypt_stored_secrets(db: Database, cipher: MultiFernet) -> int:
                 try:
                     ciphertext = cipher.rotate(row["secret_ciphertext"].encode())
                 except InvalidToken:
-                    log.error(
-                        "webhook secret not readable with any configured key",
-                        extra={"endpoint_id": str(row["endpoint_id"])},
-                    )
+                    unreadable.append(str(row["endpoint_id"]))
                     continue
             else:
                 continue
             await repository.store_secret_ciphertext(conn, row["endpoint_id"], ciphertext.decode())
+    if unreadable:
+        # A wrong or rotated-out key is a configuration error: deliveries would burn their
+        # retries for hours and end failed. The router stays unready until the key is right.
+        raise UnreadableSecrets(unreadable)
     return encrypted
+
+
+class UnreadableSecrets(RuntimeError):
+    """Stored signing secrets that no key of SCS_ROUTER_WEBHOOK_SECRETS_KEY decrypts."""
+
+    def __init__(self, endpoint_ids: list[str]) -> None:
+        super().__init__(
+            f"{len(endpoint_ids)} webhook signing secret(s) cannot be decrypted with "
+            f"SCS_ROUTER_WEBHOOK_SECRETS_KEY (endpoints {', '.join(endpoint_ids[:5])}): "
+            "put the key they were stored with in the list (NEW,OLD)"
+        )
+        self.endpoint_ids = endpoint_ids
 
 
 def signed_headers(

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from services.router import repository
 from services.router.core import RoutingPolicy
 from services.router.handlers import CaseRouter
-from services.router.webhooks import encrypt_stored_secrets
+from services.router.webhooks import UnreadableSecrets, encrypt_stored_secrets
 from shared.db import Database, metadata
 from shared.events import utcnow
 from shared.kafka import EventProducer, ensure_topics
@@ -263,5 +263,12 @@ async def test_plaintext_secrets_are_encrypted_at_start_and_rotated_to_a_new_key
         assert await encrypt_stored_secrets(database, MultiFernet([new, old])) == 0
         _, rotated = await stored()
         assert new.decrypt(rotated.encode()).decode() == plaintext
+        # A key list that lost the key the secrets are under is refused at start, naming the
+        # endpoint, instead of failing every delivery for hours.
+        with pytest.raises(UnreadableSecrets) as refused:
+            await encrypt_stored_secrets(database, MultiFernet([old]))
+        assert refused.value.endpoint_ids == [str(endpoint_id)]
+        _, unchanged = await stored()
+        assert unchanged == rotated
     finally:
         await database.dispose()

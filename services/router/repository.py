@@ -105,6 +105,13 @@ webhook_deliveries = Table(
     Column("lease_token", Uuid),
     UniqueConstraint("endpoint_id", "event_id"),
     Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+    # The lease reads each endpoint's oldest due deliveries: one index range per endpoint.
+    Index(
+        "ix_webhook_deliveries_pending_per_endpoint",
+        "endpoint_id",
+        "next_attempt_at",
+        postgresql_where="status = 'pending'",
+    ),
 )
 
 outbox = Table(

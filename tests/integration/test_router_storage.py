@@ -231,6 +231,10 @@ async def test_plaintext_secrets_are_encrypted_at_start_and_rotated_to_a_new_key
 ) -> None:
     endpoint_id, plaintext = uuid.uuid4(), "whsec_bGVnYWN5LXNlY3JldC1zdG9yZWQtaW4tY2xlYXI="
     async with engine.begin() as conn:
+        # Only this endpoint: the module's other tests store placeholder ciphertexts that no
+        # key reads, and an unreadable secret now stops the start (checked below).
+        await conn.execute(text("DELETE FROM webhook_deliveries"))
+        await conn.execute(text("DELETE FROM webhook_endpoints"))
         await conn.execute(
             text(
                 "INSERT INTO webhook_endpoints (endpoint_id, tenant, url, event_types, secret) "

@@ -167,7 +167,11 @@ async def test_a_disabled_endpoint_gets_nothing_until_enabled_again(
             v=uuid.uuid4(),
             b=body,
         )
-        await asyncio.sleep(2.5)  # more than the dispatcher's idle poll
+        # A delivery enqueued after the backlog reaching the witness proves the dispatcher has
+        # leased since: the backlog was due all along and must still be untouched.
+        later = f"after-backlog-{uuid.uuid4().hex}"
+        await post_mention(stack, later)
+        await eventually(lambda: f"x:{later}" in witness.received, timeout=30, what="witness")
         [row] = await delivery_rows(stack, disabled_url)
         assert (row.status, row.attempts, disabled.received) == ("pending", 0, {})
 

@@ -26,6 +26,12 @@ def upgrade() -> None:
         "webhook_endpoints", "secret", existing_type=sa.String(length=128), nullable=True
     )
     op.add_column("webhook_deliveries", sa.Column("lease_token", sa.Uuid(), nullable=True))
+    op.create_index(
+        "ix_webhook_deliveries_pending_per_endpoint",
+        "webhook_deliveries",
+        ["endpoint_id", "next_attempt_at"],
+        postgresql_where=sa.text("status = 'pending'"),
+    )
 
 
 def downgrade() -> None:
@@ -36,6 +42,7 @@ def downgrade() -> None:
         "RAISE EXCEPTION 'webhook secrets are encrypted; downgrade would lose them'; "
         "END IF; END $$"
     )
+    op.drop_index("ix_webhook_deliveries_pending_per_endpoint", "webhook_deliveries")
     op.drop_column("webhook_deliveries", "lease_token")
     op.alter_column(
         "webhook_endpoints", "secret", existing_type=sa.String(length=128), nullable=False

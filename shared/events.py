@@ -12,6 +12,7 @@ import secrets
 import uuid
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from functools import cached_property
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
 import orjson
@@ -388,6 +389,12 @@ class Envelope(BaseModel, Generic[PayloadT]):
     data: PayloadT
 
     def to_bytes(self) -> bytes:
+        """The wire encoding, made once: ingest sizes an event before it publishes it, and an
+        envelope is never changed after it is made."""
+        return self._encoded
+
+    @cached_property
+    def _encoded(self) -> bytes:
         return orjson.dumps(self.model_dump(mode="json"))
 
 

@@ -103,6 +103,18 @@ async def dead_letter_count(bootstrap: str) -> int:
         await probe.stop()
 
 
+async def survives(
+    stack: Stack, receiver: Receiver, disruption: Callable[[], Coroutine[Any, Any, None]]
+) -> None:
+    """Mentions flow through `disruption`; each accepted one becomes one case and one webhook."""
+    dead_letters_before = await dead_letter_count(stack.infra.bootstrap)
+    accepted = await flow_through(stack, disruption)
+    assert len(accepted) == MENTIONS, "a sender gave up: ingest never came back"
+    await assert_each_became_one_case_and_one_webhook(
+        stack, receiver, accepted, dead_letters_before
+    )
+
+
 async def assert_each_became_one_case_and_one_webhook(
     stack: Stack, receiver: Receiver, accepted: list[str], dead_letters_before: int
 ) -> None:
@@ -137,8 +149,6 @@ async def assert_each_became_one_case_and_one_webhook(
 async def test_postgresql_admin_shutdowns_and_a_restart_lose_and_double_nothing(
     stack: Stack, receiver: Receiver
 ) -> None:
-    dead_letters_before = await dead_letter_count(stack.infra.bootstrap)
-
     async def disruption() -> None:
         engine = create_async_engine(stack.infra.database_url)
         try:
@@ -158,24 +168,14 @@ async def test_postgresql_admin_shutdowns_and_a_restart_lose_and_double_nothing(
         await asyncio.sleep(5)
         await local("postgres", "start")
 
-    accepted = await flow_through(stack, disruption)
-    assert len(accepted) == MENTIONS, "a sender gave up: ingest never came back"
-    await assert_each_became_one_case_and_one_webhook(
-        stack, receiver, accepted, dead_letters_before
-    )
+    await survives(stack, receiver, disruption)
 
 
 async def test_a_broker_restart_loses_and_doubles_nothing(stack: Stack, receiver: Receiver) -> None:
-    dead_letters_before = await dead_letter_count(stack.infra.bootstrap)
-
     async def disruption() -> None:
         await asyncio.sleep(6)
         await local("kafka", "stop")
         await asyncio.sleep(3)
         await local("kafka", "start")
 
-    accepted = await flow_through(stack, disruption)
-    assert len(accepted) == MENTIONS, "a sender gave up: ingest never came back"
-    await assert_each_became_one_case_and_one_webhook(
-        stack, receiver, accepted, dead_letters_before
-    )
+    await survives(stack, receiver, disruption)

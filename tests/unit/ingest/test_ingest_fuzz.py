@@ -37,7 +37,7 @@ from services.ingest.core import (
 )
 from services.ingest.core._common import html_to_text
 from tests.unit.ingest.conftest import AUTH, META_SECRET, PLATFORMS, ingest_app
-from tests.unit.ingest.test_ingest_edge import x_signature
+from tests.unit.ingest.test_ingest_edge import A_MENTION, x_signature
 
 # Peak memory one request may add: bodies stay under 1 MiB, and a request is copied a few
 # times (body, JSON, Mention, raw, event bytes), never without bound.
@@ -209,15 +209,7 @@ def encoded(payload: Any) -> bytes:
         return json.dumps(payload).encode()
 
 
-GENERIC = {
-    "channel": "x",
-    "kind": "mention",
-    "text": "hola",
-    "author": {"handle": "ana"},
-    "created_at": "2026-03-02T09:00:00+01:00",
-    "conversation_id": "c-1",
-    "id": "p-1",
-}
+GENERIC = {**A_MENTION, "id": "p-1"}
 
 
 class MemoryWatch:

@@ -18,6 +18,7 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 import orjson
 from pydantic import (
     AfterValidator,
+    AliasChoices,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -284,6 +285,10 @@ class Classification(BaseModel):
     priority: Priority
     reasons: list[str] = Field(description="Features and rules that decided, for the agent")
     model: str = Field(description="Name and version of the model that decided")
+    # What the router's crisis mode groups by: related mentions share a topic, and `similar_recent`
+    # is how many similar negative ones came just before this one (the velocity).
+    topic_key: str | None = Field(default=None, max_length=256)
+    similar_recent: int = Field(default=0, ge=0)
 
 
 class MentionClassified(BaseModel):
@@ -300,30 +305,142 @@ class CaseStatus(StrEnum):
     RESOLVED = "resolved"
 
 
+class ClockKind(StrEnum):
+    """The SLA clocks of a case: the first answer, each answer after a customer writes again,
+    and the resolution."""
+
+    FIRST_RESPONSE = "first_response"
+    NEXT_RESPONSE = "next_response"
+    RESOLUTION = "resolution"
+
+
+class ClockState(StrEnum):
+    RUNNING = "running"
+    WARNING = "warning"
+    BREACHED = "breached"
+    MET = "met"  # stopped before its deadline
+    MISSED = "missed"  # stopped after its deadline
+
+
+class SlaClock(BaseModel):
+    """One running (or stopped) promise. Deadlines are in the owning queue's time zone, so a
+    desktop shows them as the team reads them."""
+
+    kind: ClockKind
+    started_at: AwareDatetime
+    due_at: AwareDatetime
+    warning_at: AwareDatetime
+    business_time: bool
+    state: ClockState = ClockState.RUNNING
+    stopped_at: AwareDatetime | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.stopped_at is None
+
+
 class Case(BaseModel):
     """The router's unit of work: one customer conversation that needs the brand."""
+
+    model_config = ConfigDict(populate_by_name=True)
 
     case_id: uuid.UUID
     tenant: str
     conversation_key: str
+    # A conversation that comes back after its case was resolved (and the reopen window passed)
+    # opens a new case: generation 1, 2, ...
+    generation: int = Field(default=0, ge=0)
     channel: Channel
+    # The interaction kind that opened it (a DM, a review, a public mention): SLAs differ by it.
+    kind: MentionKind = MentionKind.MENTION
     priority: Priority
     status: CaseStatus
-    team: str
+    # The owning queue (team); events of schema version 1 called it `team`.
+    queue: str = Field(validation_alias=AliasChoices("queue", "team"))
     language: str
+    country: str | None = None
     author_handle: str
     opened_at: AwareDatetime
     first_response_due_at: AwareDatetime
     first_response_at: AwareDatetime | None = None
     mention_count: int = Field(ge=1)
+    tags: list[str] = Field(default_factory=list)
+    clocks: list[SlaClock] = Field(default_factory=list)
+    last_customer_at: AwareDatetime | None = None
+    last_brand_at: AwareDatetime | None = None
+    resolved_at: AwareDatetime | None = None
+    reopened_count: int = Field(default=0, ge=0)
+    # Steps of the escalation ladder taken so far, and where the case went.
+    escalation_level: int = Field(default=0, ge=0)
+    escalated_to: list[str] = Field(default_factory=list)
+    crisis_id: uuid.UUID | None = None
+
+    def clock(self, kind: ClockKind) -> SlaClock | None:
+        return next((c for c in self.clocks if c.kind is kind), None)
+
+
+class RuleTrace(BaseModel):
+    """One playbook rule as the router looked at it: whether it matched, and why (not)."""
+
+    rule: str
+    matched: bool
+    why: str
+    applied: list[str] = Field(default_factory=list, description="Actions it decided")
+
+
+class Routing(BaseModel):
+    """How the playbook routed the mention: every rule looked at, and the hours situation."""
+
+    playbook: str = Field(description="Brand and version of the playbook that decided")
+    trace: list[RuleTrace] = Field(default_factory=list)
+    out_of_hours: bool = False
+    next_open_at: AwareDatetime | None = None
+    acknowledgement: str | None = Field(
+        default=None, description="Suggested acknowledgement (an agent may send or adapt it)"
+    )
+    record_only: bool = False
+
+
+class SlaAlert(BaseModel):
+    """The clock behind an sla.warning or sla.breached event."""
+
+    clock: SlaClock
+
+
+class Escalation(BaseModel):
+    target: str
+    trigger: str = Field(description="warning, breach, crisis or rule:<name>")
+    level: int = Field(ge=1)
 
 
 class CaseEvent(BaseModel):
     """A change to a case, with the mention that caused it: full context for the next hop."""
 
     case: Case
-    mention: Mention
+    mention: Mention | None = Field(
+        default=None, description="The latest mention (None for clock and crisis events)"
+    )
     classification: Classification | None = None
+    routing: Routing | None = None
+    sla: SlaAlert | None = None
+    escalation: Escalation | None = None
+
+
+class Crisis(BaseModel):
+    """A burst of related high-risk mentions, handled as one incident until it is closed."""
+
+    crisis_id: uuid.UUID
+    tenant: str
+    topic_key: str
+    opened_at: AwareDatetime
+    last_signal_at: AwareDatetime
+    closed_at: AwareDatetime | None = None
+    case_count: int = Field(default=0, ge=0)
+    peak_velocity: int = Field(default=0, ge=0)
+
+
+class CrisisEvent(BaseModel):
+    crisis: Crisis
 
 
 class EventType(StrEnum):
@@ -332,14 +449,34 @@ class EventType(StrEnum):
     CASE_CREATED = "case.created"
     CASE_UPDATED = "case.updated"
     CASE_RESPONDED = "case.responded"
+    CASE_ESCALATED = "case.escalated"
+    CASE_RESOLVED = "case.resolved"
+    CASE_REOPENED = "case.reopened"
+    SLA_WARNING = "sla.warning"
+    SLA_BREACHED = "sla.breached"
+    CRISIS_OPENED = "crisis.opened"
+    CRISIS_CLOSED = "crisis.closed"
 
+
+CASE_EVENT_TYPES = frozenset(
+    {
+        EventType.CASE_CREATED,
+        EventType.CASE_UPDATED,
+        EventType.CASE_RESPONDED,
+        EventType.CASE_ESCALATED,
+        EventType.CASE_RESOLVED,
+        EventType.CASE_REOPENED,
+        EventType.SLA_WARNING,
+        EventType.SLA_BREACHED,
+    }
+)
+CRISIS_EVENT_TYPES = frozenset({EventType.CRISIS_OPENED, EventType.CRISIS_CLOSED})
 
 PAYLOAD_TYPES: dict[EventType, type[BaseModel]] = {
     EventType.MENTION_RECEIVED: Mention,
     EventType.MENTION_CLASSIFIED: MentionClassified,
-    EventType.CASE_CREATED: CaseEvent,
-    EventType.CASE_UPDATED: CaseEvent,
-    EventType.CASE_RESPONDED: CaseEvent,
+    **dict.fromkeys(CASE_EVENT_TYPES, CaseEvent),
+    **dict.fromkeys(CRISIS_EVENT_TYPES, CrisisEvent),
 }
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shared.events import EventType
+from shared.events import CASE_EVENT_TYPES, CRISIS_EVENT_TYPES, EventType
 
 PARTITIONS = 6
 
@@ -31,12 +31,11 @@ class Topic:
 
 MENTIONS = Topic("ingest.mention.v1", frozenset({EventType.MENTION_RECEIVED}))
 CLASSIFICATIONS = Topic("classifier.classification.v1", frozenset({EventType.MENTION_CLASSIFIED}))
-CASES = Topic(
-    "router.case.v1",
-    frozenset({EventType.CASE_CREATED, EventType.CASE_UPDATED, EventType.CASE_RESPONDED}),
-)
+CASES = Topic("router.case.v1", CASE_EVENT_TYPES)
+# Keyed by the crisis's topic key: an incident spans many conversations.
+CRISES = Topic("router.crisis.v1", CRISIS_EVENT_TYPES)
 
-ALL_TOPICS: tuple[Topic, ...] = (MENTIONS, CLASSIFICATIONS, CASES)
+ALL_TOPICS: tuple[Topic, ...] = (MENTIONS, CLASSIFICATIONS, CASES, CRISES)
 
 
 def topic_for(event_type: EventType) -> Topic:

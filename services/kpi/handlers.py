@@ -43,7 +43,7 @@ class KpiProjector:
                     "tenant": envelope.tenant,
                     "channel": case.channel.value,
                     "priority": case.priority.value,
-                    "team": case.team,
+                    "team": case.queue,
                     "opened_at": case.opened_at,
                     "first_response_due_at": case.first_response_due_at,
                     "first_response_at": case.first_response_at,

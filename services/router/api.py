@@ -22,7 +22,7 @@ from shared.events import Priority
 from shared.http import authenticated_route
 from shared.problems import Problem
 from shared.service import service_part
-from shared.topics import CASES
+from shared.topics import CASES, CRISES
 
 
 def _admin_key(service: Any) -> list[str]:
@@ -32,7 +32,7 @@ def _admin_key(service: Any) -> list[str]:
 router = APIRouter(
     prefix="/v1", tags=["router"], route_class=authenticated_route(_admin_key, "scs-router-admin")
 )
-WEBHOOK_EVENT_TYPES = sorted(t.value for t in CASES.event_types)
+WEBHOOK_EVENT_TYPES = sorted(t.value for t in CASES.event_types | CRISES.event_types)
 
 
 Settings = Annotated[RouterSettings, Depends(service_part("settings", RouterSettings))]

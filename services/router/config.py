@@ -2,17 +2,19 @@ from __future__ import annotations
 
 import ipaddress
 import json
+from pathlib import Path
 from typing import Annotated
 
 from cryptography.fernet import Fernet, MultiFernet
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, FilePath, PrivateAttr, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
-from services.router.core import DEFAULT_FIRST_RESPONSE_MINUTES, RoutingPolicy
-from shared.events import Priority
+from services.router.core.playbook import Playbook, PlaybookError, parse_playbook
 from shared.settings import ServiceSettings
 
 LEASE_MARGIN_SECONDS = 5.0
+# The sample brand's playbook in the source tree (the compose file mounts deploy/playbooks).
+SAMPLE_PLAYBOOK = Path(__file__).resolve().parents[2] / "deploy" / "playbooks" / "sample.yaml"
 
 
 class RouterSettings(ServiceSettings):
@@ -45,21 +47,25 @@ class RouterSettings(ServiceSettings):
     # Seconds between outbox relay runs, so case events a previous batch could not publish
     # (broker down, crash) go out without waiting for the next mention.
     outbox_relay_seconds: float = Field(default=1.0, gt=0, le=60)
-    # Minutes to a first public or private answer, by priority (JSON object, e.g.
-    # {"P1": 15, "P2": 60, "P3": 240, "P4": 1440}); the brand's published promise.
-    first_response_minutes: dict[Priority, int] = Field(
-        default_factory=lambda: dict(DEFAULT_FIRST_RESPONSE_MINUTES)
-    )
+    # The brand's SCS playbook (YAML): queues, hours, SLAs, routing rules, escalation, crises.
+    playbook: FilePath = SAMPLE_PLAYBOOK
+    # Seconds between looks for due SLA timers (warnings, breaches, escalations, resolutions).
+    timer_poll_seconds: float = Field(default=1.0, gt=0, le=60)
+    # A deadline already past when its mention arrives fires at once; a bulk replay of old
+    # mentions may switch that off so history does not page anyone.
+    alert_past_deadlines: bool = True
+    _playbook: Playbook | None = PrivateAttr(default=None)
 
-    @field_validator("first_response_minutes")
-    @classmethod
-    def _every_priority(cls, value: dict[Priority, int]) -> dict[Priority, int]:
-        missing = set(Priority) - set(value)
-        if missing:
-            raise ValueError(f"missing priorities {sorted(missing)}")
-        if any(minutes <= 0 for minutes in value.values()):
-            raise ValueError("targets must be positive minutes")
-        return value
+    @model_validator(mode="after")
+    def _load_playbook(self) -> RouterSettings:
+        """A playbook that does not load stops the router at start, with its lines."""
+        try:
+            self._playbook = parse_playbook(self.playbook.read_text(encoding="utf-8"))
+        except PlaybookError as error:
+            raise ValueError(
+                f"SCS_ROUTER_PLAYBOOK {self.playbook}: " + "; ".join(error.problems)
+            ) from None
+        return self
 
     @field_validator("webhook_allowed_networks", mode="before")
     @classmethod
@@ -97,5 +103,6 @@ class RouterSettings(ServiceSettings):
         its result. A delivery whose router died is attempted again after this."""
         return self.webhook_timeout_seconds + LEASE_MARGIN_SECONDS
 
-    def routing_policy(self) -> RoutingPolicy:
-        return RoutingPolicy(first_response_minutes=self.first_response_minutes)
+    def routing_playbook(self) -> Playbook:
+        assert self._playbook is not None  # loaded by the validator
+        return self._playbook

@@ -1,9 +1,12 @@
-"""Kafka side of the router: thread classified mentions into cases, durably, exactly once.
+"""Kafka side of the router: dedupe -> lock -> decide -> apply -> commit -> relay.
 
-One transaction per partition batch writes the cases, the mentions, the case events (outbox) and
-the webhook deliveries; only after it commits is the Kafka offset committed. A redelivered
-mention is recognised by its id and skipped. The outbox relay then publishes case events to
-Kafka, so a crash between the database commit and the publish loses nothing.
+One transaction per partition batch locks the batch's conversations (and the crises of their
+topics), asks the pure decider what each mention changes, and writes the effects (cases,
+mentions, outbox, webhook deliveries, timers); only after it commits is the Kafka offset
+committed. A redelivered mention is recognised by its id and skipped. Due timers are taken by
+`fire_due_timers` (FOR UPDATE SKIP LOCKED) and go through the same decider and applier, so an
+sla.breached is published once per clock however many routers run. The outbox relay then
+publishes the events to Kafka, so a crash between the commit and the publish loses nothing.
 """
 
 from __future__ import annotations
@@ -12,60 +15,38 @@ import asyncio
 import logging
 import uuid
 from collections import Counter
-from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
-
-import orjson
 
 from services.router import repository
-from services.router.core import RoutingPolicy, route
-from services.router.metrics import CASE_EVENTS, MENTIONS_DUPLICATE, MENTIONS_ROUTED
-from shared.db import Database
-from shared.events import (
-    CaseEvent,
-    Envelope,
-    MentionClassified,
-    new_envelope,
-    stable_id,
-    utcnow,
+from services.router.applier import Applier
+from services.router.core import MentionInput, Playbook, TimerInput, decide
+from services.router.metrics import (
+    CASE_EVENTS,
+    MENTIONS_DUPLICATE,
+    MENTIONS_ROUTED,
+    TIMERS_FIRED,
 )
+from shared.db import Database
+from shared.events import Envelope, MentionClassified, TraceContext, utcnow
 from shared.failpoints import failpoint
 from shared.kafka import EventProducer
-from shared.topics import CASES
 
 log = logging.getLogger(__name__)
 OUTBOX_BATCH = 500
-# Published case events stay in the outbox a day, for inspection; Kafka holds them after that.
+TIMER_BATCH = 500
+# Published case events stay in the outbox a day, and fired timers a week, for inspection.
 OUTBOX_KEPT = timedelta(days=1)
+FIRED_TIMERS_KEPT = timedelta(days=7)
 
 
-def webhook_body(event: Envelope[CaseEvent]) -> bytes:
-    """Standard Webhooks payload: `type`, `timestamp`, `data` (case, mention, classification)."""
-    return orjson.dumps(
-        {
-            "type": event.type.value,
-            "timestamp": event.occurred_at.isoformat(),
-            "data": event.data.model_dump(mode="json", exclude={"mention": {"raw"}})
-            | {"event_id": str(event.id), "trace_id": event.trace.trace_id},
-        }
-    )
-
-
-@dataclass
-class BatchCounts:
-    """Metrics of one batch, held back until its transaction has committed."""
-
-    duplicates: int = 0
-    routed: Counter[str] = field(default_factory=Counter)
-    case_events: Counter[tuple[str, str, str]] = field(default_factory=Counter)
-
-    def count(self) -> None:
-        MENTIONS_DUPLICATE.inc(self.duplicates)
-        for kind, n in self.routed.items():
-            MENTIONS_ROUTED.labels(kind).inc(n)
-        for labels, n in self.case_events.items():
-            CASE_EVENTS.labels(*labels).inc(n)
+def count_committed(applied: Applier, duplicates: int, routed: Counter[str]) -> None:
+    """Metrics of a batch, counted once its transaction has committed (a batch retried after a
+    failed commit must not be counted twice)."""
+    MENTIONS_DUPLICATE.inc(duplicates)
+    for kind, n in routed.items():
+        MENTIONS_ROUTED.labels(kind).inc(n)
+    for labels, n in applied.case_events.items():
+        CASE_EVENTS.labels(*labels).inc(n)
 
 
 class CaseRouter:
@@ -74,34 +55,31 @@ class CaseRouter:
         db: Database,
         producer: EventProducer,
         tenant: str,
-        policy: RoutingPolicy,
+        playbook: Playbook,
         deliveries_due: asyncio.Event,
         *,
         outbox_batch: int = OUTBOX_BATCH,
+        alert_past_deadlines: bool = True,
     ) -> None:
         self._db = db
         self._producer = producer
         self._tenant = tenant
-        self._policy = policy
+        self._playbook = playbook
         self._deliveries_due = deliveries_due
         self._outbox_batch = outbox_batch
+        self._alert_past_deadlines = alert_past_deadlines
         self._outbox_lock = asyncio.Lock()
 
     async def handle(self, envelopes: list[Envelope[MentionClassified]]) -> None:
-        # Metrics are counted only once the transaction has committed: a batch retried after a
-        # failed commit must not be counted twice.
-        counted = BatchCounts()
-        deliveries_enqueued = await self._store(envelopes, counted)
+        applied = await self._route(envelopes)
         failpoint("router.after_commit")
-        counted.count()
-        if deliveries_enqueued:
+        if applied is not None and applied.deliveries:
             self._deliveries_due.set()
         await self.relay_outbox()
 
-    async def _store(
-        self, envelopes: list[Envelope[MentionClassified]], counted: BatchCounts
-    ) -> bool:
-        """Route the batch in one transaction; True when webhook deliveries were enqueued."""
+    async def _route(self, envelopes: list[Envelope[MentionClassified]]) -> Applier | None:
+        """Route the batch in one transaction; the applier that wrote it (None: all known)."""
+        routed: Counter[str] = Counter()
         async with self._db.begin() as conn:
             # Lock the conversations first, then ask which mentions are known: a member that
             # lost its partitions but still runs a batch (session timeout) waits here for the
@@ -117,84 +95,92 @@ class CaseRouter:
             fresh: dict[uuid.UUID, Envelope[MentionClassified]] = {}
             for envelope in envelopes:
                 mention_id = envelope.data.mention.mention_id
-                if mention_id in known or mention_id in fresh:
-                    counted.duplicates += 1
-                else:
+                if mention_id not in known and mention_id not in fresh:
                     fresh[mention_id] = envelope
+            duplicates = len(envelopes) - len(fresh)
             if not fresh:
-                return False
-            endpoints = await repository.endpoints_for(conn, self._tenant)
-            changed: dict[uuid.UUID, Any] = {}
-            mention_rows: list[dict[str, Any]] = []
-            outbox_rows: list[dict[str, Any]] = []
-            delivery_rows: list[dict[str, Any]] = []
+                count_committed(Applier(self._tenant, []), duplicates, routed)
+                return None
+            topics = sorted(
+                {
+                    e.data.classification.topic_key
+                    for e in fresh.values()
+                    if e.data.classification and e.data.classification.topic_key
+                }
+            )
+            crises = await repository.open_crises_for_update(conn, self._tenant, topics)
+            applier = Applier(self._tenant, await repository.subscriptions(conn, self._tenant))
+            now = utcnow()
             for envelope in fresh.values():
                 item = envelope.data
                 key = item.mention.conversation_key
-                decision = route(item, current.get(key), tenant=self._tenant, policy=self._policy)
+                topic = item.classification.topic_key if item.classification else None
+                decision = decide(
+                    current.get(key),
+                    MentionInput(
+                        item,
+                        self._tenant,
+                        crisis=crises.get(topic) if topic else None,
+                        alert_past_deadlines=self._alert_past_deadlines,
+                    ),
+                    self._playbook,
+                    now,
+                )
+                applier.apply(
+                    decision.case, decision.effects, envelope.trace, source_event_id=envelope.id
+                )
                 if decision.case is not None:
                     current[key] = decision.case
-                    changed[decision.case.case_id] = decision.case
-                mention_rows.append(
-                    {
-                        "mention_id": item.mention.mention_id,
-                        "case_id": decision.case.case_id if decision.case else None,
-                        "event_id": envelope.id,
-                        "kind": item.mention.kind.value,
-                        "created_at": item.mention.created_at,
-                        "mention": item.mention.model_dump(mode="json"),
-                        "classification": (
-                            item.classification.model_dump(mode="json")
-                            if item.classification
-                            else None
-                        ),
-                    }
+                for crisis in applier.crises.values():
+                    crises[crisis.topic_key] = crisis
+                routed[item.mention.kind.value] += 1
+            await applier.flush(conn)
+        count_committed(applier, duplicates, routed)
+        return applier
+
+    async def fire_due_timers(self, limit: int = TIMER_BATCH) -> int:
+        """Act on due timers, once each across router replicas; how many were taken."""
+        now = utcnow()
+        async with self._db.begin() as conn:
+            due = await repository.take_due_timers(conn, now, limit)
+            if not due:
+                return 0
+            cases, busy = await repository.cases_by_id_for_update(
+                conn, sorted({t.case_id for t in due if t.case_id})
+            )
+            crisis_ids = {t.crisis_id for t in due if t.crisis_id} | {
+                c.crisis_id for c in cases.values() if c.crisis_id
+            }
+            crises = await repository.crises_by_id_for_update(conn, sorted(crisis_ids))
+            applier = Applier(self._tenant, await repository.subscriptions(conn, self._tenant))
+            fired: list[uuid.UUID] = []
+            for timer in due:
+                if timer.case_id in busy or (timer.crisis_id and timer.crisis_id not in crises):
+                    continue  # a batch holds it: next round
+                case = cases.get(timer.case_id) if timer.case_id else None
+                crisis_id = timer.crisis_id or (case.crisis_id if case else None)
+                decision = decide(
+                    case,
+                    TimerInput(timer, crisis=crises.get(crisis_id) if crisis_id else None),
+                    self._playbook,
+                    now,
                 )
-                counted.routed[item.mention.kind.value] += 1
-                if decision.event_type is None or decision.case is None:
-                    continue
-                event = new_envelope(
-                    decision.event_type,
-                    CaseEvent(
-                        case=decision.case, mention=item.mention, classification=item.classification
-                    ),
-                    tenant=self._tenant,
-                    subject=key,
-                    trace=envelope.trace.child(),
-                    event_id=stable_id(decision.event_type.value, str(item.mention.mention_id)),
-                )
-                outbox_rows.append(
-                    {
-                        "event_id": event.id,
-                        "topic": CASES.name,
-                        "key": key.encode(),
-                        "value": event.to_bytes(),
-                    }
-                )
-                body = webhook_body(event)
-                for endpoint in endpoints:
-                    if event.type.value in endpoint["event_types"]:
-                        delivery_rows.append(
-                            {
-                                "delivery_id": stable_id(
-                                    "delivery", str(endpoint["endpoint_id"]), str(event.id)
-                                ),
-                                "endpoint_id": endpoint["endpoint_id"],
-                                "event_id": event.id,
-                                "event_type": event.type.value,
-                                "body": body,
-                                "status": "pending",
-                                "next_attempt_at": utcnow(),
-                            }
-                        )
-                counted.case_events[
-                    (event.type.value, decision.case.priority.value, decision.case.team)
-                ] += 1
-            await repository.upsert_cases(conn, list(changed.values()))
-            await repository.add_mentions(conn, mention_rows)
-            await repository.add_outbox(conn, outbox_rows)
-            await repository.enqueue_deliveries(conn, delivery_rows)
-        return bool(delivery_rows)
+                applier.apply(decision.case, decision.effects, TraceContext.new())
+                if decision.case is not None:
+                    cases[decision.case.case_id] = decision.case
+                crises.update(applier.crises)
+                fired.append(timer.timer_id)
+            await applier.flush(conn)
+            await repository.mark_timers_fired(conn, fired, now)
+        for timer in due:
+            if timer.timer_id in fired:
+                TIMERS_FIRED.labels(timer.kind.value).inc()
+        count_committed(applier, 0, Counter())
+        if applier.deliveries:
+            self._deliveries_due.set()
+        if applier.outbox:
+            await self.relay_outbox()
+        return len(due)
 
     async def relay_outbox(self) -> int:
         """Publish case events not yet on Kafka, oldest first; safe to call from anywhere.
@@ -221,6 +207,7 @@ class CaseRouter:
                     )
                 published += len(rows)
 
-    async def prune_outbox(self) -> None:
+    async def prune(self) -> None:
         async with self._db.begin() as conn:
             await repository.prune_outbox(conn, utcnow() - OUTBOX_KEPT)
+            await repository.prune_timers(conn, utcnow() - FIRED_TIMERS_KEPT)

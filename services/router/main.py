@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from services.router import api
 from services.router.config import RouterSettings
-from services.router.handlers import CaseRouter
+from services.router.handlers import TIMER_BATCH, CaseRouter
 from services.router.webhooks import WebhookDispatcher, encrypt_stored_secrets
 from shared.kafka import EventConsumer
 from shared.service import Service, create_service_app, serve
@@ -31,8 +31,9 @@ class RouterService(Service[RouterSettings]):
             self.database,
             self.producer,
             settings.tenant,
-            settings.routing_policy(),
+            settings.routing_playbook(),
             self.deliveries_due,
+            alert_past_deadlines=settings.alert_past_deadlines,
         )
         self.secrets_cipher = settings.secrets_cipher()
         self.dispatcher = WebhookDispatcher(
@@ -66,7 +67,13 @@ class RouterService(Service[RouterSettings]):
             )
         )
         self.spawn(self.dispatcher.run(), "webhook dispatcher")
-        self.every(PRUNE_EVERY_SECONDS, self.case_router.prune_outbox, "prune published outbox")
+        self.every(self.settings.timer_poll_seconds, self.fire_timers, "sla timers")
+        self.every(PRUNE_EVERY_SECONDS, self.case_router.prune, "prune outbox and fired timers")
+
+    async def fire_timers(self) -> None:
+        """Everything due, a batch at a time (a backlog after an outage drains in one tick)."""
+        while await self.case_router.fire_due_timers() == TIMER_BATCH:
+            pass
 
     async def on_stopping(self) -> None:
         await self.dispatcher.close()

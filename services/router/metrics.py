@@ -7,7 +7,12 @@ from prometheus_client import Counter, Histogram
 from shared.metrics import LATENCY_BUCKETS
 
 CASE_EVENTS = Counter(
-    "scs_router_case_events_total", "Case events produced", ["event_type", "priority", "team"]
+    "scs_router_case_events_total", "Case events produced", ["event_type", "priority", "queue"]
+)
+TIMERS_FIRED = Counter(
+    "scs_router_timers_fired_total",
+    "Timers acted on (SLA warnings and breaches, escalation steps, inactivity, crisis quiet)",
+    ["kind"],
 )
 MENTIONS_ROUTED = Counter(
     "scs_router_mentions_total", "Mentions threaded into cases (duplicates excluded)", ["kind"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -34,8 +35,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from services.router.core import Timer
 from shared.db import metadata
-from shared.events import Case
+from shared.events import Case, Crisis
 
 cases = Table(
     "router_cases",
@@ -43,18 +45,29 @@ cases = Table(
     Column("case_id", Uuid, primary_key=True),
     Column("tenant", String(64), nullable=False),
     Column("conversation_key", String(600), nullable=False),
+    Column("generation", Integer, nullable=False, server_default="0"),
     Column("channel", String(32), nullable=False),
     Column("priority", String(2), nullable=False),
     Column("status", String(16), nullable=False),
-    Column("team", String(64), nullable=False),
+    Column("queue", String(64), nullable=False),
     Column("language", String(16), nullable=False),
     Column("author_handle", String(256), nullable=False),
     Column("opened_at", DateTime(timezone=True), nullable=False),
     Column("first_response_due_at", DateTime(timezone=True), nullable=False),
     Column("first_response_at", DateTime(timezone=True)),
     Column("mention_count", Integer, nullable=False),
+    Column("resolved_at", DateTime(timezone=True)),
+    Column("crisis_id", Uuid),
+    # The whole case (clocks, tags, escalation); the columns above are what is queried.
+    # Cases stored before 0004 have none and are read from their columns.
+    Column("document", JSONB),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-    UniqueConstraint("tenant", "conversation_key"),
+    UniqueConstraint(
+        "tenant",
+        "conversation_key",
+        "generation",
+        name="uq_router_cases_conversation_generation",
+    ),
 )
 
 case_mentions = Table(
@@ -67,6 +80,8 @@ case_mentions = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("mention", JSONB, nullable=False),
     Column("classification", JSONB),
+    # How the playbook routed it: every rule looked at, hours, acknowledgement (None: a reply).
+    Column("routing", JSONB),
 )
 
 webhook_endpoints = Table(
@@ -128,9 +143,50 @@ outbox = Table(
     Index("ix_router_outbox_unpublished", "seq", postgresql_where="published_at IS NULL"),
 )
 
-CASE_COLUMNS = [c for c in cases.c if c.name != "updated_at"]
+timers = Table(
+    "router_timers",
+    metadata,
+    Column("timer_id", Uuid, primary_key=True),
+    Column("tenant", String(64), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("due_at", DateTime(timezone=True), nullable=False),
+    Column("case_id", Uuid),
+    Column("crisis_id", Uuid),
+    Column("clock", String(32)),
+    Column("timer", JSONB, nullable=False),
+    # Set in the transaction that acted on it: a timer fires once, and is never armed again.
+    Column("fired_at", DateTime(timezone=True)),
+    Index("ix_router_timers_pending_due", "due_at", postgresql_where="fired_at IS NULL"),
+    Index("ix_router_timers_pending_case", "case_id", "clock", postgresql_where="fired_at IS NULL"),
+    Index("ix_router_timers_fired", "fired_at", postgresql_where="fired_at IS NOT NULL"),
+)
+
+crises = Table(
+    "router_crises",
+    metadata,
+    Column("crisis_id", Uuid, primary_key=True),
+    Column("tenant", String(64), nullable=False),
+    Column("topic_key", String(256), nullable=False),
+    Column("opened_at", DateTime(timezone=True), nullable=False),
+    Column("closed_at", DateTime(timezone=True)),
+    Column("document", JSONB, nullable=False),
+    Index(
+        "ix_router_crises_open_topic",
+        "tenant",
+        "topic_key",
+        unique=True,
+        postgresql_where="closed_at IS NULL",
+    ),
+)
+
+CASE_COLUMNS = [c for c in cases.c if c.name not in ("updated_at", "document")]
 # pg_advisory_xact_lock key of the outbox relay (any constant unique in the database).
 OUTBOX_RELAY_LOCK = 0x5C5_0B0C
+
+
+def _case(row: Any) -> Case:
+    document = row._mapping.get("document")
+    return Case.model_validate(document if document is not None else row._mapping)
 
 
 async def known_mentions(conn: AsyncConnection, mention_ids: list[uuid.UUID]) -> set[uuid.UUID]:
@@ -143,24 +199,58 @@ async def known_mentions(conn: AsyncConnection, mention_ids: list[uuid.UUID]) ->
 async def cases_for_update(
     conn: AsyncConnection, tenant: str, conversation_keys: list[str]
 ) -> dict[str, Case]:
-    """Lock the conversations' cases for this transaction (another router replica waits)."""
+    """Lock the conversations' cases for this transaction (another router replica waits);
+    the latest generation of each conversation."""
     result = await conn.execute(
-        select(*CASE_COLUMNS)
+        select(*CASE_COLUMNS, cases.c.document)
         .where(and_(cases.c.tenant == tenant, cases.c.conversation_key.in_(conversation_keys)))
+        .order_by(cases.c.conversation_key, cases.c.generation)
         .with_for_update()
     )
-    return {row.conversation_key: Case.model_validate(row._mapping) for row in result}
+    return {row.conversation_key: _case(row) for row in result}
+
+
+async def cases_by_id_for_update(
+    conn: AsyncConnection, case_ids: list[uuid.UUID]
+) -> tuple[dict[uuid.UUID, Case], set[uuid.UUID]]:
+    """Lock these cases without waiting: (the cases locked, the ids another transaction holds).
+
+    The timer worker never waits for a case a mention batch holds: it takes those timers on
+    its next round. Waiting could deadlock with a batch that cancels the worker's timers.
+    """
+    result = await conn.execute(
+        select(*CASE_COLUMNS, cases.c.document)
+        .where(cases.c.case_id.in_(case_ids))
+        .with_for_update(skip_locked=True)
+    )
+    locked = {row.case_id: _case(row) for row in result}
+    missing = [i for i in case_ids if i not in locked]
+    busy: set[uuid.UUID] = set()
+    if missing:
+        result = await conn.execute(select(cases.c.case_id).where(cases.c.case_id.in_(missing)))
+        busy = {row[0] for row in result}
+    return locked, busy
 
 
 async def upsert_cases(conn: AsyncConnection, changed: list[Case]) -> None:
     if not changed:
         return
-    rows = [case.model_dump(mode="python") for case in changed]
+    rows = [
+        {
+            **{c.name: getattr(case, c.name) for c in CASE_COLUMNS},
+            "channel": case.channel.value,
+            "priority": case.priority.value,
+            "status": case.status.value,
+            "document": case.model_dump(mode="json"),
+        }
+        for case in changed
+    ]
     statement = insert(cases).values(rows)
     statement = statement.on_conflict_do_update(
         index_elements=[cases.c.case_id],
         set_={
             **{c.name: statement.excluded[c.name] for c in CASE_COLUMNS if c.name != "case_id"},
+            "document": statement.excluded.document,
             "updated_at": func.now(),
         },
     )
@@ -182,6 +272,23 @@ async def endpoints_for(
         select(webhook_endpoints).where(condition).order_by(webhook_endpoints.c.created_at)
     )
     return [dict(row._mapping) for row in result]
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """An enabled endpoint and the event types it asked for: what fan-out needs."""
+
+    endpoint_id: uuid.UUID
+    event_types: frozenset[str]
+
+
+async def subscriptions(conn: AsyncConnection, tenant: str) -> list[Subscription]:
+    result = await conn.execute(
+        select(webhook_endpoints.c.endpoint_id, webhook_endpoints.c.event_types)
+        .where(and_(webhook_endpoints.c.tenant == tenant, webhook_endpoints.c.enabled.is_(True)))
+        .order_by(webhook_endpoints.c.created_at)
+    )
+    return [Subscription(row[0], frozenset(row[1])) for row in result]
 
 
 async def add_endpoint(conn: AsyncConnection, row: dict[str, Any]) -> None:
@@ -370,3 +477,116 @@ async def mark_outbox_published(
 
 async def prune_outbox(conn: AsyncConnection, published_before: datetime) -> None:
     await conn.execute(delete(outbox).where(outbox.c.published_at < published_before))
+
+
+async def add_timers(conn: AsyncConnection, armed: list[Timer]) -> None:
+    """Arm timers; one armed before (same id), pending or fired, is left as it is."""
+    if armed:
+        await conn.execute(
+            insert(timers)
+            .values(
+                [
+                    {
+                        "timer_id": t.timer_id,
+                        "tenant": t.tenant,
+                        "kind": t.kind.value,
+                        "due_at": t.due_at,
+                        "case_id": t.case_id,
+                        "crisis_id": t.crisis_id,
+                        "clock": t.clock.value if t.clock else None,
+                        "timer": t.model_dump(mode="json"),
+                    }
+                    for t in armed
+                ]
+            )
+            .on_conflict_do_nothing()
+        )
+
+
+async def cancel_timers(conn: AsyncConnection, case_id: uuid.UUID, clock: str) -> None:
+    await conn.execute(
+        delete(timers).where(
+            and_(timers.c.case_id == case_id, timers.c.clock == clock, timers.c.fired_at.is_(None))
+        )
+    )
+
+
+async def take_due_timers(conn: AsyncConnection, now: datetime, limit: int) -> list[Timer]:
+    """The oldest due timers, locked for this transaction; other routers skip them."""
+    result = await conn.execute(
+        select(timers.c.timer)
+        .where(and_(timers.c.fired_at.is_(None), timers.c.due_at <= now))
+        .order_by(timers.c.due_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return [Timer.model_validate(row[0]) for row in result]
+
+
+async def mark_timers_fired(
+    conn: AsyncConnection, timer_ids: list[uuid.UUID], now: datetime
+) -> None:
+    if timer_ids:
+        await conn.execute(
+            update(timers).where(timers.c.timer_id.in_(timer_ids)).values(fired_at=now)
+        )
+
+
+async def prune_timers(conn: AsyncConnection, fired_before: datetime) -> None:
+    await conn.execute(delete(timers).where(timers.c.fired_at < fired_before))
+
+
+async def open_crises_for_update(
+    conn: AsyncConnection, tenant: str, topic_keys: list[str]
+) -> dict[str, Crisis]:
+    if not topic_keys:
+        return {}
+    result = await conn.execute(
+        select(crises.c.document)
+        .where(
+            and_(
+                crises.c.tenant == tenant,
+                crises.c.topic_key.in_(topic_keys),
+                crises.c.closed_at.is_(None),
+            )
+        )
+        .order_by(crises.c.topic_key)
+        .with_for_update()
+    )
+    found = [Crisis.model_validate(row[0]) for row in result]
+    return {c.topic_key: c for c in found}
+
+
+async def crises_by_id_for_update(
+    conn: AsyncConnection, crisis_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, Crisis]:
+    """Like `cases_by_id_for_update`: a crisis another transaction holds is skipped."""
+    if not crisis_ids:
+        return {}
+    result = await conn.execute(
+        select(crises.c.document)
+        .where(crises.c.crisis_id.in_(crisis_ids))
+        .with_for_update(skip_locked=True)
+    )
+    found = [Crisis.model_validate(row[0]) for row in result]
+    return {c.crisis_id: c for c in found}
+
+
+async def upsert_crises(conn: AsyncConnection, changed: list[Crisis]) -> None:
+    """Save crises. A second crisis opened on the same topic by a concurrent batch is dropped
+    (one open crisis per topic): the first one stands."""
+    for crisis in changed:
+        row = {
+            "crisis_id": crisis.crisis_id,
+            "tenant": crisis.tenant,
+            "topic_key": crisis.topic_key,
+            "opened_at": crisis.opened_at,
+            "closed_at": crisis.closed_at,
+            "document": crisis.model_dump(mode="json"),
+        }
+        await conn.execute(insert(crises).values(row).on_conflict_do_nothing())
+        await conn.execute(
+            update(crises)
+            .where(crises.c.crisis_id == crisis.crisis_id)
+            .values(closed_at=crisis.closed_at, document=row["document"])
+        )

@@ -46,7 +46,7 @@ def case_events(tenant: str) -> list[Envelope[CaseEvent]]:
             channel=Channel.X,
             priority=Priority.P2,
             status=CaseStatus.OPEN,
-            team="care",
+            queue="care",
             language="es",
             author_handle="ana",
             opened_at=opened,

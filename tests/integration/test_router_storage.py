@@ -22,7 +22,6 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from services.router import repository
-from services.router.core import RoutingPolicy
 from services.router.handlers import CaseRouter
 from services.router.webhooks import UnreadableSecrets, encrypt_stored_secrets
 from shared.db import Database, metadata
@@ -31,6 +30,7 @@ from shared.kafka import EventProducer, ensure_topics
 from shared.topics import Topic
 from tests.integration.conftest import Stack, eventually, read_topic
 from tests.integration.test_webhook_retries import query
+from tests.unit.router.builders import sample_playbook
 
 
 def scratch_engine(database_url: str, schema: str) -> AsyncEngine:
@@ -189,7 +189,7 @@ async def test_two_relays_publish_one_case_in_order(
         producer = EventProducer(stack.infra.bootstrap, name)
         await producer.start()
         relay = CaseRouter(
-            database, producer, "default", RoutingPolicy(), asyncio.Event(), outbox_batch=5
+            database, producer, "default", sample_playbook(), asyncio.Event(), outbox_batch=5
         )
         relays.append((relay, database, producer))
     # A relay only tries the lock: it stops when another holder (the other relay, or the stack's

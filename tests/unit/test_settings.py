@@ -2,13 +2,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from services.ingest.config import IngestSettings
 from services.router.config import RouterSettings
-from shared.events import Priority
 from shared.settings import ConnectionSettings, load_settings
+from tests.unit.router.builders import SAMPLE
 
 
 def test_service_and_common_prefixes(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -23,19 +24,25 @@ def test_service_and_common_prefixes(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.x_consumer_secret.get_secret_value() == "s3cret"
 
 
-def test_router_targets_can_be_set_and_must_cover_every_priority(
-    monkeypatch: pytest.MonkeyPatch,
+def test_the_router_loads_its_playbook_or_names_the_line_that_is_wrong(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("SCS_ADMIN_API_KEY", "0123456789abcdef")
     monkeypatch.setenv(
         "SCS_ROUTER_WEBHOOK_SECRETS_KEY", "dGVzdC13ZWJob29rLXNlY3JldHMta2V5LTAxMjM0NTY="
     )
-    monkeypatch.setenv(
-        "SCS_ROUTER_FIRST_RESPONSE_MINUTES", '{"P1": 10, "P2": 30, "P3": 120, "P4": 600}'
+    assert RouterSettings().routing_playbook().brand == "acme"  # the sample, by default
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(
+        SAMPLE.read_text(encoding="utf-8").replace(
+            "timezone: America/Mexico_City", "timezone: Mars/Olympus"
+        )
     )
-    assert RouterSettings().first_response_minutes[Priority.P2] == 30
-    monkeypatch.setenv("SCS_ROUTER_FIRST_RESPONSE_MINUTES", '{"P1": 10}')
-    with pytest.raises(ValueError, match="missing priorities"):
+    monkeypatch.setenv("SCS_ROUTER_PLAYBOOK", str(broken))
+    with pytest.raises(ValueError, match="Mars/Olympus"):
+        RouterSettings()
+    monkeypatch.setenv("SCS_ROUTER_PLAYBOOK", str(tmp_path / "missing.yaml"))
+    with pytest.raises(ValueError, match="does not point to a file"):
         RouterSettings()
 
 

@@ -367,6 +367,8 @@ class Classifier:
             priority=priority,
             reasons=reasons,
             model=self.name,
+            topic_key=context.topic,
+            similar_recent=context.similar_negative_recent,
         )
 
     def _verdict(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -13,11 +14,10 @@ from prometheus_client import REGISTRY
 from sqlalchemy.exc import OperationalError
 
 from services.router import repository
-from services.router.core import RoutingPolicy
 from services.router.handlers import CaseRouter
-from shared.events import EventType, Priority, TraceContext, new_envelope
+from shared.events import EventType, TraceContext, new_envelope
 from shared.kafka import EventProducer
-from tests.unit.test_router_core import classified
+from tests.unit.router.builders import classified, sample_playbook
 
 
 class CommitFails(Exception):
@@ -42,7 +42,7 @@ def counted(kind: str) -> float:
 
 
 def case_events() -> float:
-    labels = {"event_type": "case.created", "priority": "P2", "team": "care-es"}
+    labels = {"event_type": "case.created", "priority": "P2", "queue": "care-es"}
     return REGISTRY.get_sample_value("scs_router_case_events_total", labels) or 0.0
 
 
@@ -66,9 +66,17 @@ async def test_a_batch_whose_commit_fails_is_counted_once_when_it_succeeds(
 
     monkeypatch.setattr(repository, "known_mentions", empty_set)
     monkeypatch.setattr(repository, "cases_for_update", empty_dict)
-    monkeypatch.setattr(repository, "endpoints_for", empty_list)
+    monkeypatch.setattr(repository, "subscriptions", empty_list)
+    monkeypatch.setattr(repository, "open_crises_for_update", empty_dict)
     monkeypatch.setattr(repository, "unpublished_outbox", empty_list)
-    for name in ("upsert_cases", "add_mentions", "add_outbox", "enqueue_deliveries"):
+    for name in (
+        "upsert_cases",
+        "upsert_crises",
+        "add_mentions",
+        "add_timers",
+        "add_outbox",
+        "enqueue_deliveries",
+    ):
         monkeypatch.setattr(repository, name, done)
     monkeypatch.setattr(repository, "lock_outbox_relay", locked)
     database = FakeDatabase()
@@ -76,10 +84,10 @@ async def test_a_batch_whose_commit_fails_is_counted_once_when_it_succeeds(
         database,  # type: ignore[arg-type]
         EventProducer("127.0.0.1:1", "unit"),
         "default",
-        RoutingPolicy(),
+        sample_playbook(),
         asyncio.Event(),
     )
-    item = classified(Priority.P2, language="es", platform_id="metrics-after-commit")
+    item = classified(datetime(2026, 11, 25, 11, 0, tzinfo=UTC), platform_id="metrics-after-commit")
     envelope = new_envelope(
         EventType.MENTION_CLASSIFIED,
         item,

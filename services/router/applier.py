@@ -1,0 +1,164 @@
+"""The one place where the decider's effects become rows: cases, mentions with their routing
+trace, case and crisis events (outbox) with their webhook deliveries, timers and crises. Effects
+are collected over a batch and written in the caller's transaction by `flush`."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.router import repository
+from services.router.core import (
+    CancelTimers,
+    Effect,
+    EmitCaseEvent,
+    EmitCrisisEvent,
+    RecordMention,
+    SaveCrisis,
+    StartTimer,
+    Timer,
+)
+from shared.events import (
+    Case,
+    Crisis,
+    Envelope,
+    TraceContext,
+    new_envelope,
+    stable_id,
+    utcnow,
+)
+from shared.topics import CASES, CRISES
+
+
+def webhook_body(event: Envelope[Any]) -> bytes:
+    """Standard Webhooks payload: `type`, `timestamp`, `data` (the event's payload)."""
+    return orjson.dumps(
+        {
+            "type": event.type.value,
+            "timestamp": event.occurred_at.isoformat(),
+            "data": event.data.model_dump(mode="json", exclude={"mention": {"raw"}})
+            | {"event_id": str(event.id), "trace_id": event.trace.trace_id},
+        }
+    )
+
+
+@dataclass
+class Applier:
+    tenant: str
+    endpoints: list[repository.Subscription]
+    cases: dict[uuid.UUID, Case] = field(default_factory=dict)
+    crises: dict[uuid.UUID, Crisis] = field(default_factory=dict)
+    mentions: list[dict[str, Any]] = field(default_factory=list)
+    outbox: list[dict[str, Any]] = field(default_factory=list)
+    deliveries: list[dict[str, Any]] = field(default_factory=list)
+    timers: dict[uuid.UUID, Timer] = field(default_factory=dict)
+    cancels: list[CancelTimers] = field(default_factory=list)
+    # (event type, priority, queue) of each case event, counted once the batch commits.
+    case_events: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+
+    def apply(
+        self,
+        case: Case | None,
+        effects: list[Effect],
+        trace: TraceContext,
+        *,
+        source_event_id: uuid.UUID | None = None,
+    ) -> None:
+        if case is not None:
+            self.cases[case.case_id] = case
+        for effect in effects:
+            match effect:
+                case RecordMention(item=item, case_id=case_id, routing=routing):
+                    self.mentions.append(
+                        {
+                            "mention_id": item.mention.mention_id,
+                            "case_id": case_id,
+                            "event_id": source_event_id
+                            or stable_id("mention", str(item.mention.mention_id)),
+                            "kind": item.mention.kind.value,
+                            "created_at": item.mention.created_at,
+                            "mention": item.mention.model_dump(mode="json"),
+                            "classification": (
+                                item.classification.model_dump(mode="json")
+                                if item.classification
+                                else None
+                            ),
+                            "routing": routing.model_dump(mode="json") if routing else None,
+                        }
+                    )
+                case EmitCaseEvent(event_type=event_type, payload=payload, cause=cause):
+                    key = payload.case.conversation_key
+                    self._emit(
+                        new_envelope(
+                            event_type,
+                            payload,
+                            tenant=self.tenant,
+                            subject=key,
+                            trace=trace.child(),
+                            event_id=stable_id(event_type.value, cause),
+                        ),
+                        CASES.name,
+                        key,
+                    )
+                    self.case_events[
+                        (event_type.value, payload.case.priority.value, payload.case.queue)
+                    ] += 1
+                case EmitCrisisEvent(event_type=event_type, payload=payload, cause=cause):
+                    key = payload.crisis.topic_key
+                    self._emit(
+                        new_envelope(
+                            event_type,
+                            payload,
+                            tenant=self.tenant,
+                            subject=key,
+                            trace=trace.child(),
+                            event_id=stable_id(event_type.value, cause),
+                        ),
+                        CRISES.name,
+                        key,
+                    )
+                case StartTimer(timer=timer):
+                    self.timers[timer.timer_id] = timer
+                case CancelTimers(case_id=case_id, clock=clock):
+                    self.cancels.append(effect)
+                    for timer_id, timer in list(self.timers.items()):
+                        if timer.case_id == case_id and timer.clock is clock:
+                            del self.timers[timer_id]
+                case SaveCrisis(crisis=crisis):
+                    self.crises[crisis.crisis_id] = crisis
+
+    def _emit(self, event: Envelope[Any], topic: str, key: str) -> None:
+        self.outbox.append(
+            {"event_id": event.id, "topic": topic, "key": key.encode(), "value": event.to_bytes()}
+        )
+        body = webhook_body(event)
+        for endpoint in self.endpoints:
+            if event.type.value in endpoint.event_types:
+                self.deliveries.append(
+                    {
+                        "delivery_id": stable_id(
+                            "delivery", str(endpoint.endpoint_id), str(event.id)
+                        ),
+                        "endpoint_id": endpoint.endpoint_id,
+                        "event_id": event.id,
+                        "event_type": event.type.value,
+                        "body": body,
+                        "status": "pending",
+                        "next_attempt_at": utcnow(),
+                    }
+                )
+
+    async def flush(self, conn: AsyncConnection) -> None:
+        await repository.upsert_cases(conn, list(self.cases.values()))
+        await repository.upsert_crises(conn, list(self.crises.values()))
+        await repository.add_mentions(conn, self.mentions)
+        for cancel in self.cancels:
+            await repository.cancel_timers(conn, cancel.case_id, cancel.clock.value)
+        await repository.add_timers(conn, list(self.timers.values()))
+        await repository.add_outbox(conn, self.outbox)
+        await repository.enqueue_deliveries(conn, self.deliveries)

@@ -1,0 +1,516 @@
+"""The router's decider: `decide(case, input, playbook, now) -> Decision(case, effects)`.
+
+Inputs are a classified mention (with the crisis of its topic, if one is open) or a fired timer;
+agent actions will be a third. Nothing here does I/O: the handler loads the case, calls `decide`
+and hands the effects to the applier inside its transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from services.router.core.effects import (
+    Effect,
+    EmitCaseEvent,
+    EmitCrisisEvent,
+    RecordMention,
+    SaveCrisis,
+    StartTimer,
+    Timer,
+    TimerKind,
+)
+from services.router.core.escalation import climb, escalate, ladder_steps, requeue
+from services.router.core.playbook import Conversation, Playbook
+from services.router.core.rules import Facts, Outcome, country_of, evaluate, segment_of
+from services.router.core.sla import (
+    cancel,
+    clock_timers,
+    replace_clock,
+    start_clock,
+    stop_clock,
+    timer_is_current,
+)
+from shared.events import (
+    Case,
+    CaseEvent,
+    CaseStatus,
+    ClockKind,
+    ClockState,
+    Crisis,
+    CrisisEvent,
+    EventType,
+    MentionClassified,
+    Routing,
+    SlaAlert,
+    stable_id,
+)
+
+
+@dataclass(frozen=True)
+class MentionInput:
+    item: MentionClassified
+    tenant: str
+    # The open crisis of the mention's topic, if any.
+    crisis: Crisis | None = None
+    # A bulk replay of old mentions may opt out of alerts for deadlines already past.
+    alert_past_deadlines: bool = True
+
+
+@dataclass(frozen=True)
+class TimerInput:
+    timer: Timer
+    crisis: Crisis | None = None  # for crisis timers and crisis ladder steps
+
+
+Input = MentionInput | TimerInput
+
+
+@dataclass
+class Decision:
+    case: Case | None
+    effects: list[Effect] = field(default_factory=list)
+
+
+def decide(case: Case | None, given: Input, playbook: Playbook, now: datetime) -> Decision:
+    if isinstance(given, TimerInput):
+        return _timer_fired(case, given, playbook, now)
+    item = given.item
+    if item.classification is None:
+        return _brand_reply(case, given, playbook)
+    return _customer_mention(case, given, playbook, now)
+
+
+# -- customer mentions ----------------------------------------------------------------------
+
+
+def _conversation(case: Case | None, playbook: Playbook, at: datetime) -> Conversation:
+    if case is None:
+        return "new"
+    if case.status is CaseStatus.RESOLVED:
+        window = timedelta(hours=playbook.lifecycle.reopen_within_hours)
+        resolved = case.resolved_at or at
+        return "reopened" if at <= resolved + window else "new"
+    return "follow_up"
+
+
+def _crisis_step(given: MentionInput, playbook: Playbook) -> tuple[Crisis | None, bool]:
+    """The crisis this mention belongs to (already open, or opened by it) and whether it opens."""
+    classification = given.item.classification
+    assert classification is not None
+    policy = playbook.crisis
+    topic = classification.topic_key
+    if topic is None or classification.crisis_risk < policy.min_crisis_risk:
+        return given.crisis, False
+    if given.crisis is not None:
+        return given.crisis, False
+    if classification.similar_recent + 1 < policy.open_at_similar:
+        return None, False
+    at = given.item.mention.created_at
+    crisis = Crisis(
+        crisis_id=stable_id("crisis", given.tenant, topic, str(given.item.mention.mention_id)),
+        tenant=given.tenant,
+        topic_key=topic,
+        opened_at=at,
+        last_signal_at=at,
+    )
+    return crisis, True
+
+
+def _customer_mention(
+    case: Case | None, given: MentionInput, playbook: Playbook, now: datetime
+) -> Decision:
+    item = given.item
+    mention, classification = item.mention, item.classification
+    assert classification is not None
+    at = mention.created_at
+    conversation = _conversation(case, playbook, at)
+    crisis, opens = _crisis_step(given, playbook)
+    # Only a mention that is itself high-risk joins (or opens) the crisis of its topic.
+    joins = crisis is not None and (
+        opens
+        or (
+            classification.crisis_risk >= playbook.crisis.min_crisis_risk
+            and classification.topic_key == crisis.topic_key
+        )
+    )
+    segment, vip = segment_of(playbook, mention)
+    facts = Facts(
+        mention=mention,
+        classification=classification,
+        country=country_of(playbook, mention, classification.language),
+        segment=segment,
+        vip=vip,
+        conversation=conversation,
+        crisis_active=joins,
+        at=at,
+    )
+    outcome = evaluate(playbook, facts)
+    if joins and crisis is not None:
+        outcome.queue = playbook.crisis.queue or outcome.queue
+        outcome.priority = min(outcome.priority, playbook.crisis.priority, key=lambda p: p.rank)
+    calendar = playbook.calendar(outcome.queue)
+    open_now = calendar.is_open(at)
+    next_open = None if open_now else calendar.next_open(at)
+    routing = Routing(
+        playbook=playbook.label,
+        trace=outcome.trace,
+        out_of_hours=not open_now,
+        next_open_at=next_open,
+        acknowledgement=_acknowledgement(playbook, classification.language, next_open, outcome),
+        record_only=outcome.record_only,
+    )
+    if outcome.record_only:
+        live = case if conversation != "new" else None
+        return Decision(case, [RecordMention(item, live.case_id if live else None, routing)])
+
+    effects: list[Effect] = []
+    if conversation == "new":
+        generation = 0 if case is None else case.generation + 1
+        updated, opened = _open_case(given, playbook, outcome, facts, generation, now)
+        event = EventType.CASE_CREATED
+        effects += opened
+    else:
+        assert case is not None
+        updated, changed = _follow_up(case, given, playbook, outcome, conversation, now)
+        event = EventType.CASE_REOPENED if conversation == "reopened" else EventType.CASE_UPDATED
+        effects += changed
+    crisis_effects: list[Effect] = []
+    if joins and crisis is not None:
+        updated, crisis_effects = _join_crisis(updated, crisis, opens, given, playbook)
+    effects = [
+        RecordMention(item, updated.case_id, routing),
+        EmitCaseEvent(
+            event,
+            CaseEvent(
+                case=updated, mention=mention, classification=classification, routing=routing
+            ),
+            cause=str(mention.mention_id),
+        ),
+        *effects,
+        *crisis_effects,
+    ]
+    if outcome.escalate is not None:
+        rule = next(t.rule for t in outcome.trace if f"escalate={outcome.escalate}" in t.applied)
+        updated, more = escalate(
+            playbook,
+            updated,
+            to=outcome.escalate,
+            trigger=f"rule:{rule}",
+            at=at,
+            cause=str(mention.mention_id),
+        )
+        effects += more
+    if not given.alert_past_deadlines:
+        effects = [e for e in effects if not (isinstance(e, StartTimer) and e.timer.due_at <= now)]
+    return Decision(updated, effects)
+
+
+def _acknowledgement(
+    playbook: Playbook, language: str, next_open: datetime | None, outcome: Outcome
+) -> str | None:
+    if next_open is None and not outcome.acknowledge:
+        return None
+    templates = playbook.out_of_hours.acknowledgement
+    template = templates.get(language.split("-")[0]) or templates.get("en")
+    if template is None:
+        return None
+    when = next_open.strftime("%d/%m %H:%M") if next_open else ""
+    return template.replace("{next_open}", when)
+
+
+def _open_case(
+    given: MentionInput,
+    playbook: Playbook,
+    outcome: Outcome,
+    facts: Facts,
+    generation: int,
+    now: datetime,
+) -> tuple[Case, list[Effect]]:
+    mention = given.item.mention
+    classification = given.item.classification
+    assert classification is not None
+    key = mention.conversation_key
+    parts = (
+        ("case", given.tenant, key)
+        if generation == 0
+        else ("case", given.tenant, key, str(generation))
+    )
+    target = playbook.sla_for(outcome.priority, mention.channel, mention.kind)
+    clocks = [
+        clock
+        for kind in (ClockKind.FIRST_RESPONSE, ClockKind.RESOLUTION)
+        if (clock := start_clock(playbook, outcome.queue, target, kind, mention.created_at))
+    ]
+    first = clocks[0]
+    case = Case(
+        case_id=stable_id(*parts),
+        tenant=given.tenant,
+        conversation_key=key,
+        generation=generation,
+        channel=mention.channel,
+        kind=mention.kind,
+        priority=outcome.priority,
+        status=CaseStatus.OPEN,
+        queue=outcome.queue,
+        language=classification.language,
+        country=facts.country,
+        author_handle=mention.author.handle,
+        opened_at=mention.created_at,
+        first_response_due_at=first.due_at,
+        mention_count=1,
+        tags=outcome.tags,
+        clocks=clocks,
+        last_customer_at=mention.created_at,
+    )
+    effects: list[Effect] = []
+    for clock in clocks:
+        effects += clock_timers(case, clock)
+    return case, effects
+
+
+def _follow_up(
+    case: Case,
+    given: MentionInput,
+    playbook: Playbook,
+    outcome: Outcome,
+    conversation: Conversation,
+    now: datetime,
+) -> tuple[Case, list[Effect]]:
+    """Another customer message: priority only rises (and the deadline comes closer, counted
+    from now); after the brand's answer or a resolution, a next-response clock starts."""
+    at = given.item.mention.created_at
+    priority = min(case.priority, outcome.priority, key=lambda p: p.rank)
+    raised = priority is not case.priority
+    updated = case.model_copy(
+        update={
+            "priority": priority,
+            "queue": outcome.queue if raised else case.queue,
+            "mention_count": case.mention_count + 1,
+            "tags": case.tags + [t for t in outcome.tags if t not in case.tags],
+            "last_customer_at": max(at, case.last_customer_at or at),
+        }
+    )
+    effects: list[Effect] = []
+    if raised:
+        updated, effects = requeue(playbook, updated, at)
+    waiting = case.status in (CaseStatus.RESPONDED, CaseStatus.RESOLVED)
+    if conversation == "reopened":
+        updated = updated.model_copy(
+            update={"resolved_at": None, "reopened_count": case.reopened_count + 1}
+        )
+    if waiting:
+        target = playbook.sla_for(updated.priority, updated.channel, updated.kind)
+        clock = start_clock(playbook, updated.queue, target, ClockKind.NEXT_RESPONSE, at)
+        if clock is not None:
+            updated = updated.model_copy(
+                update={"clocks": replace_clock(updated, clock), "status": CaseStatus.OPEN}
+            )
+            effects += clock_timers(updated, clock)
+        else:
+            updated = updated.model_copy(update={"status": CaseStatus.OPEN})
+    return updated, effects
+
+
+def _join_crisis(
+    case: Case, crisis: Crisis, opens: bool, given: MentionInput, playbook: Playbook
+) -> tuple[Case, list[Effect]]:
+    at = given.item.mention.created_at
+    classification = given.item.classification
+    assert classification is not None
+    new_member = case.crisis_id != crisis.crisis_id
+    crisis = crisis.model_copy(
+        update={
+            "last_signal_at": max(crisis.last_signal_at, at),
+            "case_count": crisis.case_count + (1 if new_member else 0),
+            "peak_velocity": max(crisis.peak_velocity, classification.similar_recent + 1),
+        }
+    )
+    case = case.model_copy(update={"crisis_id": crisis.crisis_id})
+    quiet = crisis.last_signal_at
+    effects: list[Effect] = [
+        SaveCrisis(crisis),
+        StartTimer(
+            Timer.make(
+                TimerKind.CRISIS_QUIET,
+                owner=crisis.crisis_id,
+                anchor=quiet,
+                due_at=quiet + timedelta(minutes=playbook.crisis.close_after_quiet_minutes),
+                tenant=crisis.tenant,
+                subject=crisis.topic_key,
+                crisis_id=crisis.crisis_id,
+            )
+        ),
+    ]
+    if opens:
+        effects.append(
+            EmitCrisisEvent(
+                EventType.CRISIS_OPENED, CrisisEvent(crisis=crisis), cause=str(crisis.crisis_id)
+            )
+        )
+        # The mention that opened the incident carries it up the crisis ladder.
+        case, more = climb(
+            playbook,
+            case,
+            ladder=playbook.crisis.ladder,
+            trigger="crisis",
+            at=at,
+            clock=None,
+            anchor=crisis.opened_at,
+        )
+        effects += more
+    return case, effects
+
+
+# -- the brand's answers ------------------------------------------------------------------
+
+
+def _brand_reply(case: Case | None, given: MentionInput, playbook: Playbook) -> Decision:
+    """The brand answered: the response clock that was running stops; the case waits for the
+    customer, and resolves itself after the playbook's inactivity period."""
+    item = given.item
+    if case is None or case.status is CaseStatus.RESOLVED:
+        return Decision(case, [RecordMention(item, case.case_id if case else None, None)])
+    at = max(item.mention.created_at, case.opened_at)
+    stopped = [c for c in case.clocks if c.running and c.kind is not ClockKind.RESOLUTION]
+    clocks = [stop_clock(c, at) if c in stopped else c for c in case.clocks]
+    updated = case.model_copy(
+        update={
+            "clocks": clocks,
+            "status": CaseStatus.RESPONDED,
+            "first_response_at": case.first_response_at or at,
+            "last_brand_at": max(at, case.last_brand_at or at),
+        }
+    )
+    effects: list[Effect] = [RecordMention(item, case.case_id, None)]
+    if stopped:
+        effects.append(
+            EmitCaseEvent(
+                EventType.CASE_RESPONDED,
+                CaseEvent(case=updated, mention=item.mention),
+                cause=str(item.mention.mention_id),
+            )
+        )
+    effects += [cancel(case.case_id, c.kind) for c in stopped]
+    anchor = updated.last_brand_at
+    assert anchor is not None
+    effects.append(
+        StartTimer(
+            Timer.make(
+                TimerKind.INACTIVITY,
+                owner=case.case_id,
+                anchor=anchor,
+                due_at=anchor + timedelta(hours=playbook.lifecycle.resolve_after_inactive_hours),
+                tenant=case.tenant,
+                subject=case.conversation_key,
+                case_id=case.case_id,
+            )
+        )
+    )
+    return Decision(updated, effects)
+
+
+# -- timers ---------------------------------------------------------------------------------
+
+
+def _timer_fired(
+    case: Case | None, given: TimerInput, playbook: Playbook, now: datetime
+) -> Decision:
+    timer = given.timer
+    if timer.kind is TimerKind.CRISIS_QUIET:
+        return _crisis_quiet(case, given, playbook)
+    if case is None or case.status is CaseStatus.RESOLVED:
+        return Decision(case)
+    cause = str(timer.timer_id)
+    if timer.kind in (TimerKind.SLA_WARNING, TimerKind.SLA_BREACH):
+        clock = timer_is_current(case, timer)
+        if clock is None:
+            return Decision(case)
+        breach = timer.kind is TimerKind.SLA_BREACH
+        clock = clock.model_copy(
+            update={"state": ClockState.BREACHED if breach else ClockState.WARNING}
+        )
+        updated = case.model_copy(update={"clocks": replace_clock(case, clock)})
+        event = EventType.SLA_BREACHED if breach else EventType.SLA_WARNING
+        effects: list[Effect] = [
+            EmitCaseEvent(event, CaseEvent(case=updated, sla=SlaAlert(clock=clock)), cause=cause)
+        ]
+        updated, more = climb(
+            playbook,
+            updated,
+            ladder=playbook.queues[updated.queue].ladder,
+            trigger="breach" if breach else "warning",
+            at=timer.due_at,
+            clock=clock,
+            anchor=timer.anchor,
+        )
+        return Decision(updated, effects + more)
+    if timer.kind is TimerKind.ESCALATION:
+        return _escalation_step(case, given, playbook)
+    return _inactive(case, timer)
+
+
+def _escalation_step(case: Case, given: TimerInput, playbook: Playbook) -> Decision:
+    """A ladder step that waited: taken only if what triggered it still stands (the clock still
+    runs unanswered, or the crisis is still open)."""
+    timer = given.timer
+    if timer.trigger == "crisis":
+        ladder = playbook.crisis.ladder
+        stands = given.crisis is not None and given.crisis.closed_at is None
+    else:
+        ladder = playbook.queues[case.queue].ladder
+        clock = case.clock(timer.clock) if timer.clock else None
+        stands = clock is not None and clock.running
+    steps = dict(ladder_steps(playbook, ladder, timer.trigger or ""))
+    step = steps.get(timer.step or 0)
+    if not stands or step is None:
+        return Decision(case)
+    updated, effects = escalate(
+        playbook,
+        case,
+        to=step.to,
+        trigger=timer.trigger or "",
+        at=timer.due_at,
+        cause=str(timer.timer_id),
+        queue=step.queue,
+    )
+    return Decision(updated, effects)
+
+
+def _inactive(case: Case, timer: Timer) -> Decision:
+    if case.status is not CaseStatus.RESPONDED or case.last_brand_at != timer.anchor:
+        return Decision(case)
+    at = timer.due_at
+    clocks = [stop_clock(c, at) if c.running else c for c in case.clocks]
+    resolved = case.model_copy(
+        update={"status": CaseStatus.RESOLVED, "resolved_at": at, "clocks": clocks}
+    )
+    return Decision(
+        resolved,
+        [
+            EmitCaseEvent(
+                EventType.CASE_RESOLVED, CaseEvent(case=resolved), cause=str(timer.timer_id)
+            ),
+            *[cancel(case.case_id, c.kind) for c in case.clocks if c.running],
+        ],
+    )
+
+
+def _crisis_quiet(case: Case | None, given: TimerInput, playbook: Playbook) -> Decision:
+    crisis = given.crisis
+    if (
+        crisis is None
+        or crisis.closed_at is not None
+        or crisis.last_signal_at != given.timer.anchor
+    ):
+        return Decision(case)
+    closed = crisis.model_copy(update={"closed_at": given.timer.due_at})
+    return Decision(
+        case,
+        [
+            SaveCrisis(closed),
+            EmitCrisisEvent(
+                EventType.CRISIS_CLOSED, CrisisEvent(crisis=closed), cause=str(closed.crisis_id)
+            ),
+        ],
+    )

@@ -1,0 +1,109 @@
+"""What a decision asks the world to do, as plain values. The router's applier turns them into
+rows (case, outbox, webhook deliveries, timers, crises) inside the caller's transaction."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict
+
+from shared.events import (
+    CaseEvent,
+    ClockKind,
+    Crisis,
+    CrisisEvent,
+    EventType,
+    MentionClassified,
+    Routing,
+    stable_id,
+)
+
+
+class TimerKind(StrEnum):
+    SLA_WARNING = "sla_warning"
+    SLA_BREACH = "sla_breach"
+    ESCALATION = "escalation"  # a ladder step that waits
+    INACTIVITY = "inactivity"  # resolve a case nobody wrote in
+    CRISIS_QUIET = "crisis_quiet"  # close a crisis that went quiet
+
+
+class Timer(BaseModel):
+    """A future input to the decider. Timers are never updated: when the case moves on, the
+    decider finds a fired timer stale (its anchor no longer matches) and does nothing."""
+
+    model_config = ConfigDict(frozen=True)
+
+    timer_id: uuid.UUID
+    kind: TimerKind
+    due_at: AwareDatetime
+    tenant: str
+    subject: str  # the conversation key, or the crisis's topic key
+    case_id: uuid.UUID | None = None
+    crisis_id: uuid.UUID | None = None
+    clock: ClockKind | None = None
+    # What the timer was set against: the clock's deadline, the last brand answer, the crisis's
+    # last signal; the timer is stale when it changed.
+    anchor: AwareDatetime
+    step: int | None = None  # the ladder step of an escalation timer
+    trigger: str | None = None  # warning | breach | crisis
+
+    @classmethod
+    def make(
+        cls, kind: TimerKind, *, owner: uuid.UUID, anchor: datetime, **fields: object
+    ) -> Timer:
+        """Deterministic id: the same decision made twice arms one timer."""
+        step = fields.get("step")
+        timer_id = stable_id(
+            "timer", str(owner), kind.value, str(fields.get("clock")), anchor.isoformat(), str(step)
+        )
+        return cls(timer_id=timer_id, kind=kind, anchor=anchor, **fields)
+
+
+@dataclass(frozen=True)
+class EmitCaseEvent:
+    """Publish a case event (outbox) and deliver it to the subscribed webhooks."""
+
+    event_type: EventType
+    payload: CaseEvent
+    # What makes the event unique (its id is derived from it): a mention id, a timer id, ...
+    cause: str
+
+
+@dataclass(frozen=True)
+class EmitCrisisEvent:
+    event_type: EventType
+    payload: CrisisEvent
+    cause: str
+
+
+@dataclass(frozen=True)
+class StartTimer:
+    timer: Timer
+
+
+@dataclass(frozen=True)
+class CancelTimers:
+    """Drop a case's pending timers of these kinds (an answered clock's warning and breach)."""
+
+    case_id: uuid.UUID
+    clock: ClockKind
+
+
+@dataclass(frozen=True)
+class SaveCrisis:
+    crisis: Crisis
+
+
+@dataclass(frozen=True)
+class RecordMention:
+    """Keep the mention with its routing trace, whether or not it opened a case."""
+
+    item: MentionClassified
+    case_id: uuid.UUID | None
+    routing: Routing | None
+
+
+Effect = EmitCaseEvent | EmitCrisisEvent | StartTimer | CancelTimers | SaveCrisis | RecordMention

@@ -1,0 +1,329 @@
+"""The SCS playbook: one brand's rules for queues, hours, SLAs, routing, escalation and crises.
+
+Parsed from a versioned YAML document by the edge (`load_playbook_text`); the router's decider
+only ever sees this validated model. Every cross-reference (a rule's queue, a queue's calendar
+and ladder, an escalation target) is checked here, so a playbook that loads is one that routes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import date, time
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from services.router.core.calendar import BusinessCalendar, HolidaySource, Shift, Weekday
+from shared.events import Channel, ClockKind, Intent, MentionKind, Priority
+
+Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_.-]*$")]
+Segment = Literal["potential", "current", "loyal", "former", "critic"]
+Conversation = Literal["new", "follow_up", "reopened"]
+
+
+class Strict(BaseModel):
+    """Unknown keys are errors: a misspelt condition must not silently match everything."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _parse_shift(text: str) -> Shift:
+    match = re.fullmatch(r"(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})", text.strip())
+    if not match:
+        raise ValueError(f"shift {text!r} is not HH:MM-HH:MM")
+    h1, m1, h2, m2 = (int(g) for g in match.groups())
+    end = time.max if (h2, m2) == (24, 0) else time(h2, m2)
+    return Shift(start=time(h1, m1), end=end)
+
+
+class CalendarSpec(Strict):
+    """How a calendar is written: `hours: {mon: ["09:00-14:00", "16:00-19:00"], ...}`."""
+
+    timezone: str
+    always_open: bool = False
+    hours: dict[Weekday, list[str]] = Field(default_factory=dict)
+    holidays: HolidaySource | None = None
+    closed_dates: list[date] = Field(default_factory=list)
+
+    def build(self) -> BusinessCalendar:
+        return BusinessCalendar(
+            timezone=self.timezone,
+            always_open=self.always_open,
+            hours={day: [_parse_shift(s) for s in shifts] for day, shifts in self.hours.items()},
+            holidays=self.holidays,
+            closed_dates=self.closed_dates,
+        )
+
+
+class Queue(Strict):
+    """A team that owns cases: who it serves (languages, countries) and when it works."""
+
+    description: str = ""
+    languages: list[str] = Field(default_factory=list)
+    countries: list[str] = Field(default_factory=list)
+    calendar: Name
+    ladder: Name | None = None
+    kind: Literal["social_agents", "community_managers", "specialists"] = "social_agents"
+
+
+class SlaTarget(Strict):
+    """Minutes to each answer for the cases it matches; business minutes of the owning queue
+    unless `business_time` is false (around the clock)."""
+
+    priority: list[Priority] = Field(default_factory=list)
+    channel: list[Channel] = Field(default_factory=list)
+    kind: list[MentionKind] = Field(default_factory=list)
+    first_response_minutes: float = Field(gt=0)
+    next_response_minutes: float | None = Field(default=None, gt=0)
+    resolution_minutes: float | None = Field(default=None, gt=0)
+    business_time: bool = True
+    # The sla.warning fires when this share of the allowed time has passed.
+    warning_at: float = Field(default=0.8, gt=0, lt=1)
+
+    def matches(self, priority: Priority, channel: Channel, kind: MentionKind) -> bool:
+        return (
+            (not self.priority or priority in self.priority)
+            and (not self.channel or channel in self.channel)
+            and (not self.kind or kind in self.kind)
+        )
+
+    def minutes(self, clock: ClockKind) -> float | None:
+        return {
+            ClockKind.FIRST_RESPONSE: self.first_response_minutes,
+            ClockKind.NEXT_RESPONSE: self.next_response_minutes or self.first_response_minutes,
+            ClockKind.RESOLUTION: self.resolution_minutes,
+        }[clock]
+
+
+class Condition(Strict):
+    """Every field given must hold (AND); lists mean "any of". Empty: always."""
+
+    channel: list[Channel] | None = None
+    kind: list[MentionKind] | None = None
+    language: list[str] | None = None
+    country: list[str] | None = None
+    brand: list[str] | None = None
+    priority: list[Priority] | None = Field(default=None, description="The classifier's")
+    intents_any: list[Intent] | None = None
+    intents_none: list[Intent] | None = None
+    sentiment: list[Literal["negative", "neutral", "positive"]] | None = None
+    complaint: bool | None = None
+    crisis_risk_at_least: float | None = Field(default=None, ge=0, le=1)
+    followers_at_least: int | None = Field(default=None, ge=0)
+    verified: bool | None = None
+    segment: list[Segment] | None = None
+    vip: bool | None = None
+    conversation: list[Conversation] | None = None
+    in_hours: bool | None = Field(default=None, description="The owning queue is open")
+    crisis_active: bool | None = None
+    text_matches: str | None = Field(
+        default=None, description="Case-insensitive regular expression over the text"
+    )
+
+    @field_validator("text_matches")
+    @classmethod
+    def _regex(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as error:
+                raise ValueError(f"not a regular expression: {error}") from None
+        return value
+
+
+class Actions(Strict):
+    queue: Name | None = None
+    priority: Priority | None = None
+    tags: list[str] = Field(default_factory=list)
+    record_only: bool = Field(
+        default=False, description="Store the mention, open no case (spam, plain references)"
+    )
+    acknowledge: bool = False
+    escalate: Name | None = Field(default=None, description="An escalation target, at once")
+
+
+class Rule(Strict):
+    name: Name
+    description: str = ""
+    when: Condition = Field(default_factory=Condition)
+    then: Actions
+    # Stop looking at later rules once this one matched.
+    stop: bool = False
+
+
+class LadderStep(Strict):
+    trigger: Literal["warning", "breach", "crisis"]
+    after_minutes: float = Field(default=0, ge=0)
+    to: Name
+    # Move the case to this queue as well (e.g. the crisis desk); otherwise it stays.
+    queue: Name | None = None
+
+
+class Customers(Strict):
+    """The brand's customer knowledge the router may use (handles, lower-cased, without @)."""
+
+    vip: list[str] = Field(default_factory=list)
+    segments: dict[Segment, list[str]] = Field(default_factory=dict)
+
+
+class CrisisPolicy(Strict):
+    """When related high-risk mentions become an incident, and when it is over."""
+
+    open_at_similar: int = Field(default=5, ge=1, description="Similar mentions in the window")
+    min_crisis_risk: float = Field(default=0.6, ge=0, le=1)
+    close_after_quiet_minutes: float = Field(default=120, gt=0)
+    ladder: Name | None = None
+    queue: Name | None = None
+    priority: Priority = Priority.P1
+
+
+class Lifecycle(Strict):
+    resolve_after_inactive_hours: float = Field(default=72, gt=0)
+    reopen_within_hours: float = Field(default=168, ge=0)
+
+
+class OutOfHours(Strict):
+    """The acknowledgement suggested when a queue is closed, per language; `{next_open}` is
+    replaced by the next opening in the queue's time zone."""
+
+    acknowledgement: dict[str, str] = Field(default_factory=dict)
+
+
+class Playbook(Strict):
+    format: Literal[1] = 1
+    brand: str = Field(min_length=1, max_length=128)
+    version: str = Field(min_length=1, max_length=64)
+    calendars: dict[Name, CalendarSpec]
+    queues: dict[Name, Queue]
+    default_queue: Name
+    # Where locations point: {"MX": ["mexico", "cdmx", ...]} matched in the author's location.
+    geography: dict[str, list[str]] = Field(default_factory=dict)
+    escalation_targets: list[Name] = Field(default_factory=list)
+    ladders: dict[Name, list[LadderStep]] = Field(default_factory=dict)
+    sla: list[SlaTarget]
+    rules: list[Rule] = Field(default_factory=list)
+    customers: Customers = Field(default_factory=Customers)
+    crisis: CrisisPolicy = Field(default_factory=CrisisPolicy)
+    lifecycle: Lifecycle = Field(default_factory=Lifecycle)
+    out_of_hours: OutOfHours = Field(default_factory=OutOfHours)
+    _calendars: dict[str, BusinessCalendar] = PrivateAttr(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return f"{self.brand}@{self.version}"
+
+    @model_validator(mode="after")
+    def _references(self) -> Playbook:
+        problems: list[str] = []
+
+        def need(kind: str, name: str | None, known: Any, where: str) -> None:
+            if name is not None and name not in known:
+                problems.append(f"{where}: unknown {kind} {name!r}")
+
+        need("queue", self.default_queue, self.queues, "default_queue")
+        for name, queue in self.queues.items():
+            need("calendar", queue.calendar, self.calendars, f"queues.{name}.calendar")
+            need("ladder", queue.ladder, self.ladders, f"queues.{name}.ladder")
+        for index, rule in enumerate(self.rules):
+            need("queue", rule.then.queue, self.queues, f"rules[{index}] ({rule.name})")
+            need(
+                "escalation target",
+                rule.then.escalate,
+                self.escalation_targets,
+                f"rules[{index}] ({rule.name})",
+            )
+        for ladder, steps in self.ladders.items():
+            for index, step in enumerate(steps):
+                where = f"ladders.{ladder}[{index}]"
+                need("escalation target", step.to, self.escalation_targets, where)
+                need("queue", step.queue, self.queues, where)
+        need("ladder", self.crisis.ladder, self.ladders, "crisis.ladder")
+        need("queue", self.crisis.queue, self.queues, "crisis.queue")
+        names = [rule.name for rule in self.rules]
+        problems += [
+            f"rules: duplicate name {n!r}" for n in sorted({n for n in names if names.count(n) > 1})
+        ]
+        if not any(
+            t.matches(p, c, k)
+            for t in self.sla
+            for p in Priority
+            for c in Channel
+            for k in MentionKind
+        ):
+            problems.append("sla: no target matches any case")
+        for priority in Priority:
+            for channel in Channel:
+                if not any(t.matches(priority, channel, MentionKind.MENTION) for t in self.sla):
+                    problems.append(f"sla: no target for {priority.value} on {channel.value}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        # Shifts and zones are checked here, once; the decider reuses the built calendars.
+        self._calendars = {name: spec.build() for name, spec in self.calendars.items()}
+        return self
+
+    def calendar(self, queue: str) -> BusinessCalendar:
+        return self._calendars[self.queues[queue].calendar]
+
+    def sla_for(self, priority: Priority, channel: Channel, kind: MentionKind) -> SlaTarget:
+        """The first target that matches: specific targets are written before general ones."""
+        for target in self.sla:
+            if target.matches(priority, channel, kind):
+                return target
+        raise LookupError(f"no SLA target for {priority} {channel} {kind}")  # refused at load
+
+
+class PlaybookError(ValueError):
+    """A playbook that does not load, with every problem and the line it is on."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def parse_playbook(text: str) -> Playbook:
+    """The playbook in a YAML document; PlaybookError names each problem with its line."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        raise PlaybookError(
+            [f"{where}not valid YAML: {getattr(error, 'problem', error)}"]
+        ) from None
+    if not isinstance(data, dict):
+        raise PlaybookError(["line 1: a playbook is a mapping (format, brand, version, ...)"])
+    try:
+        return Playbook.model_validate(data)
+    except ValidationError as error:
+        problems = []
+        for detail in error.errors():
+            path = ".".join(str(part) for part in detail["loc"])
+            line = _line_of(root, detail["loc"])
+            problems.append(f"line {line}: {path or 'playbook'}: {detail['msg']}")
+        raise PlaybookError(problems) from None
+
+
+def _line_of(node: yaml.Node | None, loc: Sequence[int | str]) -> int:
+    """The line of the deepest YAML node on the error's path (1-based)."""
+    line = 1 if node is None else node.start_mark.line + 1
+    for part in loc:
+        child: yaml.Node | None = None
+        if isinstance(node, yaml.MappingNode):
+            child = next((v for k, v in node.value if str(k.value) == str(part)), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            child = node.value[part] if part < len(node.value) else None
+        if child is None:
+            break
+        node, line = child, child.start_mark.line + 1
+    return line

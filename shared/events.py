@@ -392,6 +392,8 @@ class Routing(BaseModel):
     """How the playbook routed the mention: every rule looked at, and the hours situation."""
 
     playbook: str = Field(description="Brand and version of the playbook that decided")
+    queue: str = Field(description="The queue the playbook chose (the case's, unless crisis)")
+    priority: Priority = Field(description="The playbook's final priority")
     trace: list[RuleTrace] = Field(default_factory=list)
     out_of_hours: bool = False
     next_open_at: AwareDatetime | None = None

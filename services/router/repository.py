@@ -37,7 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.router.core import Timer
 from shared.db import metadata
-from shared.events import Case, Crisis
+from shared.events import Case, Classification, Crisis, Mention, MentionClassified, Routing
 
 cases = Table(
     "router_cases",
@@ -590,3 +590,31 @@ async def upsert_crises(conn: AsyncConnection, changed: list[Crisis]) -> None:
             .where(crises.c.crisis_id == crisis.crisis_id)
             .values(closed_at=crisis.closed_at, document=row["document"])
         )
+
+
+async def customer_mentions_between(
+    conn: AsyncConnection, since: datetime, until: datetime, limit: int
+) -> list[tuple[MentionClassified, Routing | None]]:
+    """Stored customer mentions written in [since, until), oldest first, with their routing."""
+    result = await conn.execute(
+        select(case_mentions.c.mention, case_mentions.c.classification, case_mentions.c.routing)
+        .where(
+            and_(
+                case_mentions.c.created_at >= since,
+                case_mentions.c.created_at < until,
+                case_mentions.c.classification.is_not(None),
+            )
+        )
+        .order_by(case_mentions.c.created_at)
+        .limit(limit)
+    )
+    return [
+        (
+            MentionClassified(
+                mention=Mention.model_validate(row.mention),
+                classification=Classification.model_validate(row.classification),
+            ),
+            Routing.model_validate(row.routing) if row.routing is not None else None,
+        )
+        for row in result
+    ]

@@ -95,12 +95,14 @@ async def prepared(infra: Infra) -> Infra:
 
 
 class ServiceProcess:
-    def __init__(self, name: str, env: dict[str, str], log_dir: Path) -> None:
+    def __init__(
+        self, name: str, env: dict[str, str], log_dir: Path, *, port: int | None = None
+    ) -> None:
         self.name = name
-        self.port = PORTS[name]
+        self.port = port or PORTS[name]
         self.url = f"http://127.0.0.1:{self.port}"
         self._env = env
-        self.log_path = log_dir / f"{name}.log"
+        self.log_path = log_dir / (f"{name}.log" if port is None else f"{name}-{port}.log")
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, **extra_env: str) -> None:

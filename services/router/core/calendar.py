@@ -5,15 +5,17 @@ zone) falls inside one of that weekday's shifts, on a day that is not a holiday.
 wall times, so a 09:00-19:00 shift stays 09:00-19:00 across both DST changes; a shift that spans
 a DST jump is as long as the time that really passes. Pure: the `holidays` package is data.
 
-That definition settles the DST edge cases without any fold rule:
+That definition settles the DST edge cases (the property tests check it against a
+minute-by-minute count):
 
 - Spring forward: wall times in the gap never happen, so a shift bound inside the gap acts as the
-  instant of the jump (09:00-02:30 on a 02:00->03:00 night closes at 02:00 = 03:00; a shift from
-  02:30 opens at 03:00). The shift is simply shorter.
+  instant of the jump. On a 02:00->03:00 night a 00:30-02:30 shift closes at 02:00 (= 03:00 summer
+  time) and a 02:30-04:00 shift opens at 03:00 summer time: the shifts are just shorter.
 - Fall back: wall times in the repeated hour happen twice and both passes count, so a 00:00-04:00
-  shift on a 03:00->02:00 night lasts five real hours. A shift with a bound inside the repeated
-  hour is open during the part of each pass that falls inside it (02:30-04:00: 02:30-03:00 in
-  summer time, then 02:30-04:00 in winter time).
+  shift on a 03:00->02:00 night lasts five real hours. A start inside the repeated hour opens on
+  the first pass (fold=0); a shift with a bound inside it is open in the part of each pass that
+  falls inside it (02:30-04:00: 02:30-03:00 summer time, closed 02:00-02:30 winter time, then
+  02:30-04:00 winter time).
 
 `always_open` means every minute counts: hours, holidays and closed dates are ignored.
 

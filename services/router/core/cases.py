@@ -154,6 +154,8 @@ def _customer_mention(
     next_open = None if open_now else calendar.next_open(at)
     routing = Routing(
         playbook=playbook.label,
+        queue=outcome.queue,
+        priority=outcome.priority,
         trace=outcome.trace,
         out_of_hours=not open_now,
         next_open_at=next_open,

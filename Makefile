@@ -26,7 +26,7 @@ lint:
 	@.venv/bin/ruff check . && .venv/bin/ruff format --check .
 
 typecheck:
-	@.venv/bin/mypy shared services bench tests
+	@.venv/bin/mypy shared services scs_router bench tests
 
 # uv, in a tool venv of its own: it resolves the pins, and is no dependency of the project.
 UV := .cache/uv/bin/uv

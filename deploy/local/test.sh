@@ -27,6 +27,6 @@ if [[ $# -eq 0 ]]; then
   log "ruff and mypy"
   "$VENV_DIR/bin/ruff" check --quiet .
   "$VENV_DIR/bin/ruff" format --check --quiet .
-  "$VENV_DIR/bin/mypy" shared services bench tests
+  "$VENV_DIR/bin/mypy" shared services scs_router bench tests
 fi
 "$VENV_DIR/bin/python" -m pytest "$@"

@@ -22,11 +22,11 @@ test:       ## The whole suite: unit + integration on a real Kafka and PostgreSQ
 test-unit:  ## Pure-core tests only (no Kafka, no PostgreSQL)
 	@deploy/local/stack.sh bootstrap && .venv/bin/python -m pytest tests/unit -q $(PYTEST_ARGS)
 
-lint:
-	@.venv/bin/ruff check . && .venv/bin/ruff format --check .
+lint:       ## ruff, and the import contracts ([tool.importlinter] in pyproject.toml)
+	@.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/lint-imports --no-logo --no-cache
 
 typecheck:
-	@.venv/bin/mypy shared services bench tests
+	@.venv/bin/mypy shared services scs_router bench tests
 
 # uv, in a tool venv of its own: it resolves the pins, and is no dependency of the project.
 UV := .cache/uv/bin/uv

@@ -24,9 +24,10 @@ export SCS_TEST_DATABASE_URL="postgresql+asyncpg://$PG_USER:$PG_USER@127.0.0.1:$
 cd "$REPO_DIR"
 # Static checks first: a lint or type error fails the suite like a failing test.
 if [[ $# -eq 0 ]]; then
-  log "ruff and mypy"
+  log "ruff, import contracts and mypy"
   "$VENV_DIR/bin/ruff" check --quiet .
   "$VENV_DIR/bin/ruff" format --check --quiet .
-  "$VENV_DIR/bin/mypy" shared services bench tests
+  "$VENV_DIR/bin/lint-imports" --no-logo --no-cache
+  "$VENV_DIR/bin/mypy" shared services scs_router bench tests
 fi
 "$VENV_DIR/bin/python" -m pytest "$@"

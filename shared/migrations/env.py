@@ -1,4 +1,8 @@
-"""Alembic environment: migrates every service's tables (one metadata) with the async driver."""
+"""Alembic environment: migrates every service's tables (one metadata) with the async driver.
+
+Applying revisions needs no table definitions. Autogenerating one needs every service's tables,
+which shared cannot import: the caller passes them (`alembic_config(url, target_metadata=...)`,
+see shared/migrate.py)."""
 
 from __future__ import annotations
 
@@ -8,17 +12,15 @@ from alembic import context
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-import services.classifier.repository
-import services.ingest.repository
-import services.kpi.repository
-import services.router.repository  # noqa: F401  (register their tables on the metadata)
-from shared.db import metadata
-
 config = context.config
 
 
 def _migrate(connection: Connection) -> None:
-    context.configure(connection=connection, target_metadata=metadata, compare_type=True)
+    context.configure(
+        connection=connection,
+        target_metadata=config.attributes.get("target_metadata"),
+        compare_type=True,
+    )
     with context.begin_transaction():
         context.run_migrations()
 

@@ -45,7 +45,7 @@ def test_ingest_is_closed_unless_a_token_or_anonymous_access_is_set(
 
 def test_ingest_without_token_stops_at_start_naming_both_variables() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "shared.cli", "serve", "ingest"],
+        [sys.executable, "-m", "scs_router.cli", "serve", "ingest"],
         env={"PATH": "/usr/bin:/bin"},
         capture_output=True,
         text=True,

@@ -32,7 +32,7 @@ def _closed_port() -> int:
 def test_an_unreachable_dependency_is_reported_in_one_line(command: list[str], names: str) -> None:
     port = _closed_port()
     result = subprocess.run(
-        [sys.executable, "-m", "shared.cli", *command],
+        [sys.executable, "-m", "scs_router.cli", *command],
         env={
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "PYTHONPATH": str(REPO),

@@ -60,7 +60,7 @@ def test_bad_configuration_stops_the_process_at_start_naming_the_variable(
 ) -> None:
     clean = {"PATH": "/usr/bin:/bin", **env}
     result = subprocess.run(
-        [sys.executable, "-m", "shared.cli", "serve", service],
+        [sys.executable, "-m", "scs_router.cli", "serve", service],
         env=clean,
         capture_output=True,
         text=True,

@@ -204,7 +204,7 @@ class Missing(importlib.abc.MetaPathFinder):
             raise ModuleNotFoundError(f"No module named {name!r}", name=name)
         return None
 sys.meta_path.insert(0, Missing())
-import shared.cli, services.ingest.main, services.router.main, services.kpi.main
+import scs_router.cli, services.ingest.main, services.router.main, services.kpi.main
 import services.classifier.main
 from services.classifier.core import Classifier
 from shared.events import Mention

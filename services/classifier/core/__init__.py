@@ -1,10 +1,14 @@
 """The classifier's pure core: no Kafka, no database, no network.
 
 Mention + ClassificationContext -> Classification, with the shipped multilingual rules and
-lexicons (services/classifier/core/lexicons/*.yaml) or a trained model on top, plus the crisis
-velocity counts (per-topic time buckets) whose state the service keeps in PostgreSQL. See
-docs/classifier.md.
+lexicons (shared/nlp/lexicons/*.yaml, shared with ingest's language detection) or a trained
+model on top, plus the crisis velocity counts (per-topic time buckets) whose state the service
+keeps in PostgreSQL. See docs/classifier.md.
 """
+
+from shared.nlp.language import UNDETERMINED, LanguageDetector, detect_language
+from shared.nlp.lexicon import DEFAULT_DIR as DEFAULT_LEXICON_DIR
+from shared.nlp.lexicon import LexiconSet, default_lexicons, load_lexicons
 
 from .classifier import (
     NO_CONTEXT,
@@ -16,9 +20,6 @@ from .classifier import (
     classify,
     topic_key,
 )
-from .language import UNDETERMINED, LanguageDetector, detect_language
-from .lexicon import DEFAULT_DIR as DEFAULT_LEXICON_DIR
-from .lexicon import LexiconSet, default_lexicons, load_lexicons
 from .records import classification_record, mention_from_record
 from .rules import Analysis
 from .velocity import VelocityCounts, VelocityWindow

@@ -30,11 +30,11 @@ from shared.events import (
     Priority,
     Sentiment,
 )
+from shared.nlp.language import UNDETERMINED, LanguageDetector
+from shared.nlp.lexicon import LexiconSet, default_lexicons, load_lexicons
+from shared.nlp.text import normalize, tokenize
 
-from .language import UNDETERMINED, LanguageDetector
-from .lexicon import LexiconSet, default_lexicons, load_lexicons
 from .rules import Analysis, analyze
-from .text import normalize, tokenize
 
 RULES_MODEL = "rules-v1"
 _ADDRESSED_KINDS = frozenset({MentionKind.DM, MentionKind.COMMENT, MentionKind.REVIEW})

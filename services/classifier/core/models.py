@@ -22,10 +22,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from shared.nlp.lexicon import default_lexicons
+from shared.nlp.text import normalize, strip_urls
+
 from .classifier import NO_CONTEXT, Classifier
-from .lexicon import default_lexicons
 from .records import mention_from_record
-from .text import normalize, strip_urls
 
 if TYPE_CHECKING:
     from .finetune import EncoderClassifier, Log

@@ -9,8 +9,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from .lexicon import Lexicon, LexiconSet
-from .text import caps_words, count_urls, has_digit
+from shared.nlp.lexicon import Lexicon, LexiconSet
+from shared.nlp.text import caps_words, count_urls, has_digit
 
 _STAR_SCALE = {"5": 1.0, "10": 0.5}
 

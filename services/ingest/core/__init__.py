@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from services.classifier.core.language import UNDETERMINED, detect_language
 from shared.events import Mention
+from shared.nlp.language import UNDETERMINED, detect_language
 
 
 class PayloadError(ValueError):
@@ -36,8 +36,9 @@ class ParseResult:
 def with_language(mention: Mention) -> Mention:
     """Fill in the language when the platform gave none, so routing can segment by it.
 
-    Uses the classifier's detector (stopwords and lexicons of the supported languages); a text
-    it cannot place (emoji only, a URL) keeps no language rather than a guess.
+    Uses the detector the classifier uses too (shared.nlp: stopwords and lexicons of the
+    supported languages); a text it cannot place (emoji only, a URL) keeps no language rather
+    than a guess.
     """
     if mention.language:
         return mention

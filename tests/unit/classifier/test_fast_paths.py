@@ -8,8 +8,8 @@ import orjson
 
 from services.classifier.cli import classify_stream
 from services.classifier.core import Classifier, classification_record, mention_from_record
-from services.classifier.core.text import normalize
 from shared.events import Channel, Mention
+from shared.nlp.text import normalize
 
 
 def test_mention_id_is_the_ingest_id() -> None:

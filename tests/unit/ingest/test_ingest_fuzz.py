@@ -23,7 +23,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from services.classifier.core.language import detect_language
 from services.ingest.core import (
     ParseResult,
     PayloadError,
@@ -36,6 +35,7 @@ from services.ingest.core import (
     youtube,
 )
 from services.ingest.core._common import html_to_text
+from shared.nlp.language import detect_language
 from tests.unit.ingest.conftest import AUTH, META_SECRET, PLATFORMS, ingest_app
 from tests.unit.ingest.test_ingest_edge import A_MENTION, x_signature
 

@@ -1,9 +1,12 @@
 """Lexicons and rules from YAML, compiled once into flat lookup tables.
 
-The shipped files live in `lexicons/`; a brand passes extra directories whose files of the same
-name are merged over them (dicts merged key by key, lists extended, scalars replaced), and whose
-new `<lang>.yaml` files add languages. Every term of every category of one language becomes a
-single `Entry`, so a text is scanned once whatever the number of categories.
+The shipped files live in `lexicons/`: one `<lang>.yaml` per language, `common.yaml` and the
+classifier's `rules.yaml` (thresholds and weights), kept together because a brand's directory
+may override any of them; ingest's language detection reads the languages only. A brand passes
+extra directories whose files of the same name are merged over them (dicts merged key by key,
+lists extended, scalars replaced), and whose new `<lang>.yaml` files add languages. Every term
+of every category of one language becomes a single `Entry`, so a text is scanned once whatever
+the number of categories.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict
 
-from .text import normalize, tokenize
+from shared.nlp.text import normalize, tokenize
 
 DEFAULT_DIR = Path(__file__).parent / "lexicons"
 _LANGUAGE_KEYS = frozenset(

@@ -1,5 +1,8 @@
 """The `scs` command: run services, migrate, create topics, replay dead letters, import, and
-demo helpers."""
+demo helpers, plus each service's own commands (mounted below).
+
+The one place that imports every service: `shared` must not (pyproject's import contracts).
+"""
 
 from __future__ import annotations
 
@@ -29,6 +32,9 @@ app.add_typer(topics_app, name="topics")
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(demo_app, name="demo")
+
+# Each service's own commands (its cli.py, importing nothing of the other services): one line
+# per sub-app here, plus its import above.
 app.add_typer(classifier_app, name="classifier", help="Train and evaluate classifier models.")
 app.command("classify", help="Classify NDJSON lines (stdin or --input) to JSON lines.")(
     classify_command

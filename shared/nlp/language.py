@@ -12,8 +12,8 @@ from functools import lru_cache
 
 from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
-from .lexicon import Lexicon, default_lexicons
-from .text import normalize, strip_urls, tokenize
+from shared.nlp.lexicon import Lexicon, default_lexicons
+from shared.nlp.text import normalize, strip_urls, tokenize
 
 UNDETERMINED = "und"
 _MARK_VOTES = 2

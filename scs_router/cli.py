@@ -17,6 +17,8 @@ from typing import Annotated
 import typer
 
 from services.classifier.cli import classifier_app, classify_command
+from services.classifier.core import classify
+from services.router.cli import make_app as make_playbook_app
 from shared.settings import ConnectionSettings, load_settings
 
 app = typer.Typer(
@@ -39,6 +41,8 @@ app.add_typer(classifier_app, name="classifier", help="Train and evaluate classi
 app.command("classify", help="Classify NDJSON lines (stdin or --input) to JSON lines.")(
     classify_command
 )
+# A bare mention given to `scs playbook explain` is classified by the shipped classifier.
+app.add_typer(make_playbook_app(classify=classify), name="playbook")
 
 
 class ServiceName(StrEnum):

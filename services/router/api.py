@@ -86,10 +86,8 @@ class WebhookEndpointOut(BaseModel):
     enabled: bool = Field(description="Disabled endpoints get no new deliveries nor attempts")
 
     @classmethod
-    def from_row(cls, row: dict[str, Any]) -> WebhookEndpointOut:
-        return cls(
-            id=row["endpoint_id"], url=row["url"], events=row["event_types"], enabled=row["enabled"]
-        )
+    def from_row(cls, row: repository.Endpoint) -> WebhookEndpointOut:
+        return cls(id=row.endpoint_id, url=row.url, events=row.event_types, enabled=row.enabled)
 
 
 class WebhookEndpointPatch(BaseModel):
@@ -134,7 +132,7 @@ async def create_webhook_endpoint(
 )
 async def list_webhook_endpoints(settings: Settings, db: DB) -> list[WebhookEndpointOut]:
     async with db.begin() as conn:
-        rows = await repository.endpoints_for(conn, settings.tenant, enabled_only=False)
+        rows = await repository.endpoints_for(conn, settings.tenant)
     return [WebhookEndpointOut.from_row(row) for row in rows]
 
 

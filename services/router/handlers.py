@@ -200,10 +200,10 @@ class CaseRouter:
                     if not rows:
                         return published
                     await self._producer.publish_encoded(
-                        [(row["topic"], row["key"], row["value"]) for row in rows]
+                        [(row.topic, row.key, row.value) for row in rows]
                     )
                     await repository.mark_outbox_published(
-                        conn, [row["event_id"] for row in rows], utcnow()
+                        conn, [row.event_id for row in rows], utcnow()
                     )
                 published += len(rows)
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     BigInteger,
@@ -262,16 +262,59 @@ async def add_mentions(conn: AsyncConnection, rows: list[dict[str, Any]]) -> Non
         await conn.execute(insert(case_mentions).values(rows).on_conflict_do_nothing())
 
 
-async def endpoints_for(
-    conn: AsyncConnection, tenant: str, *, enabled_only: bool = True
-) -> list[dict[str, Any]]:
-    condition = webhook_endpoints.c.tenant == tenant
-    if enabled_only:
-        condition = and_(condition, webhook_endpoints.c.enabled.is_(True))
+async def endpoints_for(conn: AsyncConnection, tenant: str) -> list[Endpoint]:
     result = await conn.execute(
-        select(webhook_endpoints).where(condition).order_by(webhook_endpoints.c.created_at)
+        select(webhook_endpoints)
+        .where(webhook_endpoints.c.tenant == tenant)
+        .order_by(webhook_endpoints.c.created_at)
     )
-    return [dict(row._mapping) for row in result]
+    return _typed(result, Endpoint)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    endpoint_id: uuid.UUID
+    url: str
+    event_types: list[str]
+    enabled: bool
+
+
+@dataclass(frozen=True)
+class StoredSecret:
+    """An endpoint's signing secret as stored: plaintext (before 0002) or ciphertext."""
+
+    endpoint_id: uuid.UUID
+    secret: str | None
+    secret_ciphertext: str | None
+
+
+@dataclass(frozen=True)
+class LeasedDelivery:
+    delivery_id: uuid.UUID
+    endpoint_id: uuid.UUID
+    url: str
+    secret_ciphertext: str | None
+    body: bytes
+    attempts: int
+    lease_token: uuid.UUID
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class OutboxRecord:
+    event_id: uuid.UUID
+    topic: str
+    key: bytes
+    value: bytes
+
+
+RowT = TypeVar("RowT")
+
+
+def _typed(result: Any, row_type: type[RowT]) -> list[RowT]:
+    """Rows as `row_type` (a dataclass), taking the columns it declares."""
+    names = [f.name for f in fields(row_type)]  # type: ignore[arg-type]
+    return [row_type(**{n: row._mapping[n] for n in names}) for row in result]
 
 
 @dataclass(frozen=True)
@@ -302,7 +345,7 @@ async def enqueue_deliveries(conn: AsyncConnection, rows: list[dict[str, Any]]) 
 
 async def set_endpoint_enabled(
     conn: AsyncConnection, tenant: str, endpoint_id: uuid.UUID, enabled: bool
-) -> dict[str, Any] | None:
+) -> Endpoint | None:
     result = await conn.execute(
         update(webhook_endpoints)
         .where(
@@ -313,11 +356,11 @@ async def set_endpoint_enabled(
         .values(enabled=enabled)
         .returning(webhook_endpoints)
     )
-    row = result.first()
-    return dict(row._mapping) if row else None
+    found = _typed(result, Endpoint)
+    return found[0] if found else None
 
 
-async def endpoint_secrets(conn: AsyncConnection) -> list[dict[str, Any]]:
+async def endpoint_secrets(conn: AsyncConnection) -> list[StoredSecret]:
     """Every endpoint's stored secret, locked: plaintext (before 0002) or ciphertext."""
     result = await conn.execute(
         select(
@@ -326,7 +369,7 @@ async def endpoint_secrets(conn: AsyncConnection) -> list[dict[str, Any]]:
             webhook_endpoints.c.secret_ciphertext,
         ).with_for_update()
     )
-    return [dict(row._mapping) for row in result]
+    return _typed(result, StoredSecret)
 
 
 async def store_secret_ciphertext(
@@ -348,7 +391,7 @@ async def lease_due_deliveries(
     limit: int,
     per_endpoint: int,
     in_flight: Mapping[uuid.UUID, int],
-) -> list[dict[str, Any]]:
+) -> list[LeasedDelivery]:
     """Take due deliveries of enabled endpoints by pushing their next attempt to `lease_until`.
 
     At most `per_endpoint` minus what this worker already has in flight per endpoint, so one
@@ -403,7 +446,7 @@ async def lease_due_deliveries(
             webhook_endpoints, webhook_endpoints.c.endpoint_id == leased.c.endpoint_id
         )
     )
-    return [dict(row._mapping) for row in result]
+    return _typed(result, LeasedDelivery)
 
 
 async def record_attempt(
@@ -456,7 +499,7 @@ async def lock_outbox_relay(conn: AsyncConnection) -> bool:
     return bool(result.scalar_one())
 
 
-async def unpublished_outbox(conn: AsyncConnection, limit: int) -> list[dict[str, Any]]:
+async def unpublished_outbox(conn: AsyncConnection, limit: int) -> list[OutboxRecord]:
     """The oldest unpublished events; call after `lock_outbox_relay` in the same transaction."""
     result = await conn.execute(
         select(outbox.c.event_id, outbox.c.topic, outbox.c.key, outbox.c.value)
@@ -464,7 +507,7 @@ async def unpublished_outbox(conn: AsyncConnection, limit: int) -> list[dict[str
         .order_by(outbox.c.seq)
         .limit(limit)
     )
-    return [dict(row._mapping) for row in result]
+    return _typed(result, OutboxRecord)
 
 
 async def mark_outbox_published(

@@ -49,18 +49,18 @@ async def encrypt_stored_secrets(db: Database, cipher: MultiFernet) -> int:
     unreadable: list[str] = []
     async with db.begin() as conn:
         for row in await repository.endpoint_secrets(conn):
-            if row["secret"] is not None:
-                ciphertext = cipher.encrypt(row["secret"].encode())
+            if row.secret is not None:
+                ciphertext = cipher.encrypt(row.secret.encode())
                 encrypted += 1
-            elif row["secret_ciphertext"] is not None:
+            elif row.secret_ciphertext is not None:
                 try:
-                    ciphertext = cipher.rotate(row["secret_ciphertext"].encode())
+                    ciphertext = cipher.rotate(row.secret_ciphertext.encode())
                 except InvalidToken:
-                    unreadable.append(str(row["endpoint_id"]))
+                    unreadable.append(str(row.endpoint_id))
                     continue
             else:
                 continue
-            await repository.store_secret_ciphertext(conn, row["endpoint_id"], ciphertext.decode())
+            await repository.store_secret_ciphertext(conn, row.endpoint_id, ciphertext.decode())
     if unreadable:
         # A wrong or rotated-out key is a configuration error: deliveries would burn their
         # retries for hours and end failed. The router stays unready until the key is right.
@@ -169,8 +169,8 @@ class WebhookDispatcher:
                 in_flight=Counter(self._in_flight.values()),
             )
         for row in batch:
-            task = asyncio.create_task(self._attempt(row), name=f"webhook {row['delivery_id']}")
-            self._in_flight[task] = row["endpoint_id"]
+            task = asyncio.create_task(self._attempt(row), name=f"webhook {row.delivery_id}")
+            self._in_flight[task] = row.endpoint_id
             task.add_done_callback(self._finished)
         return len(batch)
 
@@ -180,18 +180,19 @@ class WebhookDispatcher:
         if not task.cancelled() and task.exception() is not None:
             log.error("webhook attempt crashed", exc_info=task.exception())
 
-    async def _post(self, row: dict[str, Any]) -> tuple[int | None, str | None]:
+    async def _post(self, row: repository.LeasedDelivery) -> tuple[int | None, str | None]:
         """POST one delivery within the total deadline: (status code, error or None)."""
+        unreadable = "signing secret cannot be decrypted with SCS_ROUTER_WEBHOOK_SECRETS_KEY"
+        if row.secret_ciphertext is None:
+            return None, unreadable
         try:
-            secret = self._cipher.decrypt(row["secret_ciphertext"].encode()).decode()
-        except (InvalidToken, AttributeError):
-            return None, "signing secret cannot be decrypted with SCS_ROUTER_WEBHOOK_SECRETS_KEY"
-        headers = signed_headers(secret, str(row["delivery_id"]), utcnow(), row["body"])
+            secret = self._cipher.decrypt(row.secret_ciphertext.encode()).decode()
+        except InvalidToken:
+            return None, unreadable
+        headers = signed_headers(secret, str(row.delivery_id), utcnow(), row.body)
         try:
             async with asyncio.timeout(self._timeout):
-                request = self._client.stream(
-                    "POST", row["url"], content=row["body"], headers=headers
-                )
+                request = self._client.stream("POST", row.url, content=row.body, headers=headers)
                 async with request as response:
                     await read_capped(response, RESPONSE_BODY_CAP)
         except TimeoutError:
@@ -204,11 +205,11 @@ class WebhookDispatcher:
             return response.status_code, f"HTTP {response.status_code}"
         return response.status_code, None
 
-    async def _attempt(self, row: dict[str, Any]) -> None:
+    async def _attempt(self, row: repository.LeasedDelivery) -> None:
         started = time.perf_counter()
         status_code, error = await self._post(row)
         WEBHOOK_SECONDS.observe(time.perf_counter() - started)
-        attempts = row["attempts"] + 1
+        attempts = row.attempts + 1
         values: dict[str, Any] = {"last_status_code": status_code, "last_error": error}
         if error is None:
             outcome = "delivered"
@@ -221,21 +222,21 @@ class WebhookDispatcher:
             values |= {"next_attempt_at": utcnow() + self._retry_delays[attempts - 1]}
         async with self._db.begin() as conn:
             recorded = await repository.record_attempt(
-                conn, row["delivery_id"], row["lease_token"], values
+                conn, row.delivery_id, row.lease_token, values
             )
         if not recorded:
             log.warning(
                 "webhook attempt outlived its lease; result discarded",
-                extra={"delivery_id": str(row["delivery_id"]), "outcome": outcome},
+                extra={"delivery_id": str(row.delivery_id), "outcome": outcome},
             )
             return
         WEBHOOK_DELIVERIES.labels(outcome).inc()
         if outcome == "delivered":
-            WEBHOOK_LAG_SECONDS.observe((utcnow() - row["created_at"]).total_seconds())
+            WEBHOOK_LAG_SECONDS.observe((utcnow() - row.created_at).total_seconds())
         elif outcome == "failed":
             log.warning(
                 "webhook delivery given up",
-                extra={"delivery_id": str(row["delivery_id"]), "error": error},
+                extra={"delivery_id": str(row.delivery_id), "error": error},
             )
 
 

@@ -104,7 +104,7 @@ async def enqueue(engine: AsyncEngine, endpoint_id: uuid.UUID, count: int) -> No
 
 async def lease(
     engine: AsyncEngine, *, seconds_from_now: float = 0, **kwargs: Any
-) -> tuple[uuid.UUID, list[dict[str, Any]]]:
+) -> tuple[uuid.UUID, list[repository.LeasedDelivery]]:
     token = uuid.uuid4()
     now = utcnow() + timedelta(seconds=seconds_from_now)
     arguments: dict[str, Any] = {"limit": 16, "per_endpoint": 4, "in_flight": {}} | kwargs
@@ -124,13 +124,13 @@ async def test_an_attempt_whose_lease_was_retaken_cannot_overwrite_the_newer_res
     assert (await lease(engine, seconds_from_now=5))[1] == []  # the lease holds
     # The first worker stalls past its lease; another takes the delivery and delivers it.
     second, [again] = await lease(engine, seconds_from_now=11)
-    assert again["delivery_id"] == row["delivery_id"] and second != first
+    assert again.delivery_id == row.delivery_id and second != first
     delivered = {"status": "delivered", "delivered_at": utcnow(), "last_status_code": 204}
     async with engine.begin() as conn:
-        assert await repository.record_attempt(conn, row["delivery_id"], second, delivered)
+        assert await repository.record_attempt(conn, row.delivery_id, second, delivered)
     late_failure = {"next_attempt_at": utcnow(), "last_status_code": 503, "last_error": "late"}
     async with engine.begin() as conn:
-        assert not await repository.record_attempt(conn, row["delivery_id"], first, late_failure)
+        assert not await repository.record_attempt(conn, row.delivery_id, first, late_failure)
     async with engine.connect() as conn:
         stored = (
             await conn.execute(
@@ -138,7 +138,7 @@ async def test_an_attempt_whose_lease_was_retaken_cannot_overwrite_the_newer_res
                     "SELECT status, attempts, last_status_code FROM webhook_deliveries "
                     "WHERE delivery_id = :d"
                 ),
-                {"d": row["delivery_id"]},
+                {"d": row.delivery_id},
             )
         ).one()
     assert tuple(stored) == ("delivered", 1, 204)
@@ -156,7 +156,7 @@ async def test_one_endpoint_gets_a_bounded_share_and_disabled_ones_none(
     await enqueue(engine, quiet, 1)
     await enqueue(engine, disabled, 3)
     _, rows = await lease(engine, in_flight={busy: 1})
-    taken = [r["endpoint_id"] for r in rows]
+    taken = [r.endpoint_id for r in rows]
     assert taken.count(busy) == 3 and taken.count(quiet) == 1 and disabled not in taken
     _, rows = await lease(engine, in_flight={busy: 4})
     assert rows == []  # busy is saturated, quiet has nothing left, disabled is never leased

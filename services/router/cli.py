@@ -19,7 +19,6 @@ from typing import Annotated, Any
 
 import orjson
 import typer
-from pydantic import ValidationError
 
 from services.router import repository
 from services.router.core import MentionInput, RecordMention, decide
@@ -144,19 +143,22 @@ def make_app(classify: Classify | None = None) -> typer.Typer:
     ) -> None:
         """Every rule looked at for MENTION, which fired and why, and the clocks it starts."""
         playbook = load(file)
-        raw = (
-            sys.stdin.read()
-            if mention == "-"
-            else (
-                Path(mention[1:]).read_text(encoding="utf-8")
-                if mention.startswith("@")
-                else mention
-            )
-        )
         try:
-            item = mention_from(orjson.loads(raw), classify)
-        except (orjson.JSONDecodeError, ValidationError) as error:
+            if mention == "-":
+                raw = sys.stdin.read()
+            elif mention.startswith("@"):
+                raw = Path(mention[1:]).read_text(encoding="utf-8")
+            else:
+                raw = mention
+            document = orjson.loads(raw)
+            if not isinstance(document, dict):
+                raise ValueError("expected a JSON object (a mention or a classified mention)")
+            item = mention_from(document, classify)
+        except (OSError, ValueError) as error:  # JSON and validation errors are ValueErrors
             raise typer.BadParameter(str(error), param_hint="--mention") from None
+        if item.classification is None:
+            typer.echo("a brand reply: it stops its case's response clocks and is not routed")
+            return
         if as_json:
             routing = routed(playbook, item, tenant)
             typer.echo(orjson.dumps(routing.model_dump(mode="json") if routing else None).decode())

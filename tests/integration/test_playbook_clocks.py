@@ -112,14 +112,20 @@ def per_conversation(events: list[dict[str, Any]], event_type: str) -> Counter[s
 
 def assert_each_once(events: list[dict[str, Any]], conversations: set[str]) -> None:
     """Every conversation: one case.created and one warning and one breach of its first-response
-    clock; no (conversation, event type, clock) announced under two ids."""
+    clock; no (conversation, event type, clock, escalation step) announced under two ids."""
     for event_type in ("case.created", "sla.warning", "sla.breached"):
         assert per_conversation(events, event_type) == Counter(
             {f"x:{c}": 1 for c in conversations}
         ), event_type
     unique = {e["id"]: e for e in events}.values()
-    counts = Counter((e["subject"], e["type"], clock_of(e)) for e in unique)
+    counts = Counter((e["subject"], e["type"], clock_of(e), level_of(e)) for e in unique)
     assert max(counts.values()) == 1, counts.most_common(3)
+
+
+def level_of(event: dict[str, Any]) -> int | None:
+    """The ladder step a case.escalated is (each step once per case)."""
+    escalation = event["data"].get("escalation")
+    return int(escalation["level"]) if escalation else None
 
 
 @pytest.fixture

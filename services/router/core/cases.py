@@ -211,9 +211,13 @@ def _customer_mention(
 def _acknowledgement(
     playbook: Playbook, language: str, next_open: datetime | None, outcome: Outcome
 ) -> str | None:
+    """Out of hours, the out-of-hours template with the next opening; in hours, the in-hours
+    one when a rule asks to acknowledge. In the case's language, else English."""
     if next_open is None and not outcome.acknowledge:
         return None
-    templates = playbook.out_of_hours.acknowledgement
+    templates = (
+        playbook.acknowledgements if next_open is None else playbook.out_of_hours.acknowledgement
+    )
     template = templates.get(language.split("-")[0]) or templates.get("en")
     if template is None:
         return None
@@ -457,12 +461,13 @@ def _escalation_step(case: Case, given: TimerInput, playbook: Playbook) -> Decis
     runs unanswered, or the crisis is still open)."""
     timer = given.timer
     if timer.trigger == "crisis":
-        ladder = playbook.crisis.ladder
         stands = given.crisis is not None and given.crisis.closed_at is None
     else:
-        ladder = playbook.queues[case.queue].ladder
         clock = case.clock(timer.clock) if timer.clock else None
         stands = clock is not None and clock.running
+    # The step armed, from the ladder it was armed on (a step since may have moved the case to
+    # a queue with another ladder).
+    ladder = timer.ladder if timer.ladder in playbook.ladders else None
     steps = dict(ladder_steps(playbook, ladder, timer.trigger or ""))
     step = steps.get(timer.step or 0)
     if not stands or step is None:

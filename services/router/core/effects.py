@@ -47,7 +47,8 @@ class Timer(BaseModel):
     # What the timer was set against: the clock's deadline, the last brand answer, the crisis's
     # last signal; the timer is stale when it changed.
     anchor: AwareDatetime
-    step: int | None = None  # the ladder step of an escalation timer
+    ladder: str | None = None  # an escalation timer's ladder, as it was when armed
+    step: int | None = None  # ... and its step
     trigger: str | None = None  # warning | breach | crisis
 
     @classmethod
@@ -55,10 +56,8 @@ class Timer(BaseModel):
         cls, kind: TimerKind, *, owner: uuid.UUID, anchor: datetime, **fields: object
     ) -> Timer:
         """Deterministic id: the same decision made twice arms one timer."""
-        step = fields.get("step")
-        timer_id = stable_id(
-            "timer", str(owner), kind.value, str(fields.get("clock")), anchor.isoformat(), str(step)
-        )
+        parts = [str(fields.get(name)) for name in ("clock", "ladder", "trigger", "step")]
+        timer_id = stable_id("timer", str(owner), kind.value, anchor.isoformat(), *parts)
         return cls(timer_id=timer_id, kind=kind, anchor=anchor, **fields)
 
 

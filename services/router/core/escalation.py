@@ -112,6 +112,7 @@ def climb(
                         subject=case.conversation_key,
                         case_id=case.case_id,
                         clock=clock.kind if clock else None,
+                        ladder=ladder,
                         step=index,
                         trigger=trigger,
                     )

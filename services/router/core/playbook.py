@@ -31,6 +31,30 @@ Segment = Literal["potential", "current", "loyal", "former", "critic"]
 Conversation = Literal["new", "follow_up", "reopened"]
 
 
+Path = tuple[str | int, ...]
+Problem = tuple[Path, str]
+
+
+class PlaybookProblems(ValueError):
+    """What the model validator found, each problem with the path to its value."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__("; ".join(f"{_dotted(path)}: {message}" for path, message in problems))
+        self.problems = problems
+
+
+def _dotted(path: Sequence[str | int]) -> str:
+    return ".".join(str(part) for part in path)
+
+
+def _reason(error: ValueError | ValidationError) -> str:
+    if isinstance(error, ValidationError):
+        return "; ".join(
+            f"{_dotted(d['loc'])}: {d['msg']}" if d["loc"] else d["msg"] for d in error.errors()
+        )
+    return str(error)
+
+
 class Strict(BaseModel):
     """Unknown keys are errors: a misspelt condition must not silently match everything."""
 
@@ -216,6 +240,8 @@ class Playbook(Strict):
     crisis: CrisisPolicy = Field(default_factory=CrisisPolicy)
     lifecycle: Lifecycle = Field(default_factory=Lifecycle)
     out_of_hours: OutOfHours = Field(default_factory=OutOfHours)
+    # Suggested when a rule says `acknowledge` while the queue is open, per language.
+    acknowledgements: dict[str, str] = Field(default_factory=dict)
     _calendars: dict[str, BusinessCalendar] = PrivateAttr(default_factory=dict)
 
     @property
@@ -224,52 +250,67 @@ class Playbook(Strict):
 
     @model_validator(mode="after")
     def _references(self) -> Playbook:
-        problems: list[str] = []
+        """Cross-references, rule names, SLA coverage and calendars: every problem at once,
+        each with the path to the value at fault (the loader turns paths into lines)."""
+        problems: list[Problem] = []
 
-        def need(kind: str, name: str | None, known: Any, where: str) -> None:
+        def need(kind: str, name: str | None, known: Any, path: Path) -> None:
             if name is not None and name not in known:
-                problems.append(f"{where}: unknown {kind} {name!r}")
+                problems.append((path, f"unknown {kind} {name!r}"))
 
-        need("queue", self.default_queue, self.queues, "default_queue")
+        need("queue", self.default_queue, self.queues, ("default_queue",))
         for name, queue in self.queues.items():
-            need("calendar", queue.calendar, self.calendars, f"queues.{name}.calendar")
-            need("ladder", queue.ladder, self.ladders, f"queues.{name}.ladder")
+            need("calendar", queue.calendar, self.calendars, ("queues", name, "calendar"))
+            need("ladder", queue.ladder, self.ladders, ("queues", name, "ladder"))
+        seen: set[str] = set()
         for index, rule in enumerate(self.rules):
-            need("queue", rule.then.queue, self.queues, f"rules[{index}] ({rule.name})")
+            need("queue", rule.then.queue, self.queues, ("rules", index, "then", "queue"))
             need(
                 "escalation target",
                 rule.then.escalate,
                 self.escalation_targets,
-                f"rules[{index}] ({rule.name})",
+                ("rules", index, "then", "escalate"),
             )
+            if rule.name in seen:
+                problems.append((("rules", index, "name"), f"duplicate rule name {rule.name!r}"))
+            seen.add(rule.name)
         for ladder, steps in self.ladders.items():
             for index, step in enumerate(steps):
-                where = f"ladders.{ladder}[{index}]"
-                need("escalation target", step.to, self.escalation_targets, where)
-                need("queue", step.queue, self.queues, where)
-        need("ladder", self.crisis.ladder, self.ladders, "crisis.ladder")
-        need("queue", self.crisis.queue, self.queues, "crisis.queue")
-        names = [rule.name for rule in self.rules]
-        problems += [
-            f"rules: duplicate name {n!r}" for n in sorted({n for n in names if names.count(n) > 1})
-        ]
-        if not any(
-            t.matches(p, c, k)
-            for t in self.sla
-            for p in Priority
-            for c in Channel
-            for k in MentionKind
-        ):
-            problems.append("sla: no target matches any case")
-        for priority in Priority:
-            for channel in Channel:
-                if not any(t.matches(priority, channel, MentionKind.MENTION) for t in self.sla):
-                    problems.append(f"sla: no target for {priority.value} on {channel.value}")
-        if problems:
-            raise ValueError("; ".join(problems))
+                path: Path = ("ladders", ladder, index)
+                need("escalation target", step.to, self.escalation_targets, (*path, "to"))
+                need("queue", step.queue, self.queues, (*path, "queue"))
+        need("ladder", self.crisis.ladder, self.ladders, ("crisis", "ladder"))
+        need("queue", self.crisis.queue, self.queues, ("crisis", "queue"))
+        problems += [(("sla",), gap) for gap in self._sla_gaps()]
         # Shifts and zones are checked here, once; the decider reuses the built calendars.
-        self._calendars = {name: spec.build() for name, spec in self.calendars.items()}
+        self._calendars = {}
+        for name, spec in self.calendars.items():
+            try:
+                self._calendars[name] = spec.build()
+            except (ValueError, ValidationError) as error:
+                problems.append((("calendars", name), f"calendar {name!r}: {_reason(error)}"))
+        if problems:
+            raise PlaybookProblems(problems)
         return self
+
+    def _sla_gaps(self) -> list[str]:
+        """Cases no SLA target would cover (every one must have a clock), one line per priority."""
+        kinds = [k for k in MentionKind if k is not MentionKind.REPLY]
+        gaps: list[str] = []
+        for priority in Priority:
+            missing = [
+                (channel, kind)
+                for channel in Channel
+                for kind in kinds
+                if not any(t.matches(priority, channel, kind) for t in self.sla)
+            ]
+            if missing:
+                channels = sorted({c.value for c, _ in missing})
+                which = sorted({k.value for _, k in missing})
+                gaps.append(f"no target for {priority.value} on {channels} for {which}")
+        if len(gaps) == len(Priority) and not self.sla:
+            return ["no target at all: every case needs one"]
+        return gaps
 
     def calendar(self, queue: str) -> BusinessCalendar:
         return self._calendars[self.queues[queue].calendar]
@@ -294,7 +335,7 @@ def parse_playbook(text: str) -> Playbook:
     """The playbook in a YAML document; PlaybookError names each problem with its line."""
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeys)  # a SafeLoader: no arbitrary objects
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark is not None else ""
@@ -308,10 +349,32 @@ def parse_playbook(text: str) -> Playbook:
     except ValidationError as error:
         problems = []
         for detail in error.errors():
-            path = ".".join(str(part) for part in detail["loc"])
-            line = _line_of(root, detail["loc"])
-            problems.append(f"line {line}: {path or 'playbook'}: {detail['msg']}")
+            found = detail.get("ctx", {}).get("error")
+            pairs = (
+                found.problems
+                if isinstance(found, PlaybookProblems)
+                else [(tuple(detail["loc"]), detail["msg"])]
+            )
+            for path, message in pairs:
+                where = _dotted(path) or "playbook"
+                problems.append(f"line {_line_of(root, path)}: {where}: {message}")
         raise PlaybookError(problems) from None
+
+
+class _UniqueKeys(yaml.SafeLoader):
+    """A SafeLoader that refuses a key given twice (PyYAML keeps the last one silently: a second
+    `when:` in a rule would replace the first unseen)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 def _line_of(node: yaml.Node | None, loc: Sequence[int | str]) -> int:

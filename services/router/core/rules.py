@@ -165,7 +165,7 @@ def evaluate(playbook: Playbook, facts: Facts) -> Outcome:
         if then.escalate is not None and outcome.escalate is None:
             outcome.escalate = then.escalate
             applied.append(f"escalate={then.escalate}")
-        new_tags = [t for t in then.tags if t not in outcome.tags]
+        new_tags = [t for t in dict.fromkeys(then.tags) if t not in outcome.tags]
         outcome.tags += new_tags
         applied += [f"tag={t}" for t in new_tags]
         if then.record_only:

@@ -175,7 +175,9 @@ async def test_a_broker_restart_loses_and_doubles_nothing(stack: Stack, receiver
     async def disruption() -> None:
         await asyncio.sleep(6)
         await local("kafka", "stop")
-        await asyncio.sleep(3)
+        # Longer than ingest's publish timeout (10 s): the senders must see the outage (503s),
+        # not only a slow broker (with 3 s the restart hid inside the timeout on a busy run).
+        await asyncio.sleep(12)
         await local("kafka", "start")
 
     await survives(stack, receiver, disruption)

@@ -139,7 +139,8 @@ class CaseRouter:
         return applier
 
     async def fire_due_timers(self, limit: int = TIMER_BATCH) -> int:
-        """Act on due timers, once each across router replicas; how many were taken."""
+        """Act on due timers, once each across router replicas; how many were acted on (a timer
+        whose case or crisis a mention batch holds waits for the next round)."""
         now = utcnow()
         async with self._db.begin() as conn:
             due = await repository.take_due_timers(conn, now, limit)
@@ -151,14 +152,14 @@ class CaseRouter:
             crisis_ids = {t.crisis_id for t in due if t.crisis_id} | {
                 c.crisis_id for c in cases.values() if c.crisis_id
             }
-            crises = await repository.crises_by_id_for_update(conn, sorted(crisis_ids))
+            crises, busy_crises = await repository.crises_by_id_for_update(conn, sorted(crisis_ids))
             applier = Applier(self._tenant, await repository.subscriptions(conn, self._tenant))
             fired: list[uuid.UUID] = []
             for timer in due:
-                if timer.case_id in busy or (timer.crisis_id and timer.crisis_id not in crises):
-                    continue  # a batch holds it: next round
                 case = cases.get(timer.case_id) if timer.case_id else None
                 crisis_id = timer.crisis_id or (case.crisis_id if case else None)
+                if timer.case_id in busy or crisis_id in busy_crises:
+                    continue  # a mention batch holds its case or crisis: the next round
                 decision = decide(
                     case,
                     TimerInput(timer, crisis=crises.get(crisis_id) if crisis_id else None),
@@ -180,7 +181,7 @@ class CaseRouter:
             self._deliveries_due.set()
         if applier.outbox:
             await self.relay_outbox()
-        return len(due)
+        return len(fired)
 
     async def relay_outbox(self) -> int:
         """Publish case events not yet on Kafka, oldest first; safe to call from anywhere.

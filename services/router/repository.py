@@ -602,17 +602,24 @@ async def open_crises_for_update(
 
 async def crises_by_id_for_update(
     conn: AsyncConnection, crisis_ids: list[uuid.UUID]
-) -> dict[uuid.UUID, Crisis]:
-    """Like `cases_by_id_for_update`: a crisis another transaction holds is skipped."""
+) -> tuple[dict[uuid.UUID, Crisis], set[uuid.UUID]]:
+    """Like `cases_by_id_for_update`: (the crises locked, the ids another transaction holds)."""
     if not crisis_ids:
-        return {}
+        return {}, set()
     result = await conn.execute(
         select(crises.c.document)
         .where(crises.c.crisis_id.in_(crisis_ids))
         .with_for_update(skip_locked=True)
     )
-    found = [Crisis.model_validate(row[0]) for row in result]
-    return {c.crisis_id: c for c in found}
+    locked = {c.crisis_id: c for c in (Crisis.model_validate(row[0]) for row in result)}
+    missing = [i for i in crisis_ids if i not in locked]
+    busy: set[uuid.UUID] = set()
+    if missing:
+        result = await conn.execute(
+            select(crises.c.crisis_id).where(crises.c.crisis_id.in_(missing))
+        )
+        busy = {row[0] for row in result}
+    return locked, busy
 
 
 async def upsert_crises(conn: AsyncConnection, changed: list[Crisis]) -> None:

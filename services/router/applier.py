@@ -100,7 +100,9 @@ class Applier:
                             tenant=self.tenant,
                             subject=key,
                             trace=trace.child(),
-                            event_id=stable_id(event_type.value, cause),
+                            # The case is part of the id: two cases escalated by the same ladder
+                            # step at the same deadline are two events.
+                            event_id=stable_id(event_type.value, str(payload.case.case_id), cause),
                         ),
                         CASES.name,
                         key,

@@ -19,15 +19,16 @@ from datetime import timedelta
 
 from services.router import repository
 from services.router.applier import Applier
-from services.router.core import MentionInput, Playbook, TimerInput, decide
+from services.router.core import MentionInput, Playbook, Timer, TimerInput, decide
 from services.router.metrics import (
     CASE_EVENTS,
     MENTIONS_DUPLICATE,
     MENTIONS_ROUTED,
+    TIMERS_FAILED,
     TIMERS_FIRED,
 )
 from shared.db import Database
-from shared.events import Envelope, MentionClassified, TraceContext, utcnow
+from shared.events import Case, Envelope, MentionClassified, TraceContext, utcnow
 from shared.failpoints import failpoint
 from shared.kafka import EventProducer
 
@@ -84,11 +85,13 @@ class CaseRouter:
             # Lock the conversations first, then ask which mentions are known: a member that
             # lost its partitions but still runs a batch (session timeout) waits here for the
             # new owner's transaction and then sees its mentions, instead of applying them twice.
-            current = await repository.cases_for_update(
+            conversations = sorted({e.data.mention.conversation_key for e in envelopes})
+            await repository.lock_keys(
                 conn,
-                self._tenant,
-                sorted({e.data.mention.conversation_key for e in envelopes}),
+                repository.CONVERSATION_LOCKS,
+                [f"{self._tenant}|{key}" for key in conversations],
             )
+            current = await repository.cases_for_update(conn, self._tenant, conversations)
             known = await repository.known_mentions(
                 conn, [e.data.mention.mention_id for e in envelopes]
             )
@@ -107,6 +110,9 @@ class CaseRouter:
                     for e in fresh.values()
                     if e.data.classification and e.data.classification.topic_key
                 }
+            )
+            await repository.lock_keys(
+                conn, repository.CRISIS_TOPIC_LOCKS, [f"{self._tenant}|{t}" for t in topics]
             )
             crises = await repository.open_crises_for_update(conn, self._tenant, topics)
             applier = Applier(self._tenant, await repository.subscriptions(conn, self._tenant))
@@ -143,29 +149,35 @@ class CaseRouter:
         whose case or crisis a mention batch holds waits for the next round)."""
         now = utcnow()
         async with self._db.begin() as conn:
-            due = await repository.take_due_timers(conn, now, limit)
+            due = await repository.take_due_timers(conn, self._tenant, now, limit)
             if not due:
                 return 0
             cases, busy = await repository.cases_by_id_for_update(
-                conn, sorted({t.case_id for t in due if t.case_id})
+                conn, self._tenant, sorted({t.case_id for t in due if t.case_id})
             )
-            crisis_ids = {t.crisis_id for t in due if t.crisis_id} | {
-                c.crisis_id for c in cases.values() if c.crisis_id
-            }
-            crises, busy_crises = await repository.crises_by_id_for_update(conn, sorted(crisis_ids))
+            # Only crisis timers read their crisis: an SLA timer of a crisis case must not wait
+            # for the crisis row, which every batch of a burst holds.
+            crisis_of = {t.timer_id: self._crisis_of(t, cases) for t in due}
+            crises, busy_crises = await repository.crises_by_id_for_update(
+                conn, sorted({c for c in crisis_of.values() if c is not None})
+            )
             applier = Applier(self._tenant, await repository.subscriptions(conn, self._tenant))
             fired: list[uuid.UUID] = []
             for timer in due:
-                case = cases.get(timer.case_id) if timer.case_id else None
-                crisis_id = timer.crisis_id or (case.crisis_id if case else None)
+                crisis_id = crisis_of[timer.timer_id]
                 if timer.case_id in busy or crisis_id in busy_crises:
                     continue  # a mention batch holds its case or crisis: the next round
-                decision = decide(
-                    case,
-                    TimerInput(timer, crisis=crises.get(crisis_id) if crisis_id else None),
-                    self._playbook,
-                    now,
-                )
+                case = cases.get(timer.case_id) if timer.case_id else None
+                crisis = crises.get(crisis_id) if crisis_id else None
+                try:
+                    decision = decide(case, TimerInput(timer, crisis=crisis), self._playbook, now)
+                except Exception:
+                    # A timer the playbook cannot act on (it changed since) is parked, logged,
+                    # and counted; it must not stop every timer behind it.
+                    log.exception("timer failed", extra={"timer_id": str(timer.timer_id)})
+                    TIMERS_FAILED.inc()
+                    fired.append(timer.timer_id)
+                    continue
                 applier.apply(decision.case, decision.effects, TraceContext.new())
                 if decision.case is not None:
                     cases[decision.case.case_id] = decision.case
@@ -182,6 +194,13 @@ class CaseRouter:
         if applier.outbox:
             await self.relay_outbox()
         return len(fired)
+
+    @staticmethod
+    def _crisis_of(timer: Timer, cases: dict[uuid.UUID, Case]) -> uuid.UUID | None:
+        if timer.crisis_id is not None:
+            return timer.crisis_id
+        case = cases.get(timer.case_id) if timer.case_id else None
+        return case.crisis_id if case is not None and timer.trigger == "crisis" else None
 
     async def relay_outbox(self) -> int:
         """Publish case events not yet on Kafka, oldest first; safe to call from anywhere.

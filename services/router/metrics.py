@@ -14,6 +14,10 @@ TIMERS_FIRED = Counter(
     "Timers acted on (SLA warnings and breaches, escalation steps, inactivity, crisis quiet)",
     ["kind"],
 )
+TIMERS_FAILED = Counter(
+    "scs_router_timers_failed_total",
+    "Timers the playbook could not act on (logged with their id and parked)",
+)
 MENTIONS_ROUTED = Counter(
     "scs_router_mentions_total", "Mentions threaded into cases (duplicates excluded)", ["kind"]
 )

@@ -32,7 +32,7 @@ from sqlalchemy import (
     true,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, array, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.router.core import Timer
@@ -189,6 +189,28 @@ def _case(row: Any) -> Case:
     return Case.model_validate(document if document is not None else row._mapping)
 
 
+# pg_advisory_xact_lock(space, hashtext(key)) name spaces: one conversation, one crisis topic.
+CONVERSATION_LOCKS = 0x5C5_C0
+CRISIS_TOPIC_LOCKS = 0x5C5_C1
+
+
+async def lock_keys(conn: AsyncConnection, space: int, keys: list[str]) -> None:
+    """Hold a lock per key until the transaction ends, taken in one order (no deadlock).
+
+    Row locks cannot cover what has no row yet: a new conversation's first case, a topic's
+    first crisis. Two batches (a partition's new owner and a member that lost it but still
+    runs; two partitions opening the same crisis) would otherwise both create it."""
+    if keys:
+        hashes = select(func.hashtext(func.unnest(array(keys))).label("h")).subquery()
+        await conn.execute(
+            select(func.count()).select_from(
+                select(func.pg_advisory_xact_lock(space, hashes.c.h))
+                .order_by(hashes.c.h)
+                .subquery()
+            )
+        )
+
+
 async def known_mentions(conn: AsyncConnection, mention_ids: list[uuid.UUID]) -> set[uuid.UUID]:
     result = await conn.execute(
         select(case_mentions.c.mention_id).where(case_mentions.c.mention_id.in_(mention_ids))
@@ -211,7 +233,7 @@ async def cases_for_update(
 
 
 async def cases_by_id_for_update(
-    conn: AsyncConnection, case_ids: list[uuid.UUID]
+    conn: AsyncConnection, tenant: str, case_ids: list[uuid.UUID]
 ) -> tuple[dict[uuid.UUID, Case], set[uuid.UUID]]:
     """Lock these cases without waiting: (the cases locked, the ids another transaction holds).
 
@@ -220,7 +242,7 @@ async def cases_by_id_for_update(
     """
     result = await conn.execute(
         select(*CASE_COLUMNS, cases.c.document)
-        .where(cases.c.case_id.in_(case_ids))
+        .where(and_(cases.c.tenant == tenant, cases.c.case_id.in_(case_ids)))
         .with_for_update(skip_locked=True)
     )
     locked = {row.case_id: _case(row) for row in result}
@@ -547,18 +569,26 @@ async def add_timers(conn: AsyncConnection, armed: list[Timer]) -> None:
 
 
 async def cancel_timers(conn: AsyncConnection, case_id: uuid.UUID, clock: str) -> None:
-    await conn.execute(
-        delete(timers).where(
+    """Drop a stopped clock's pending timers. One that another router holds right now is left:
+    it deferred (this transaction holds the case) or finds its clock stopped, so it is a no-op;
+    waiting for it could deadlock two routers cancelling each other's held timers."""
+    pending = (
+        select(timers.c.timer_id)
+        .where(
             and_(timers.c.case_id == case_id, timers.c.clock == clock, timers.c.fired_at.is_(None))
         )
+        .with_for_update(skip_locked=True)
     )
+    await conn.execute(delete(timers).where(timers.c.timer_id.in_(pending.scalar_subquery())))
 
 
-async def take_due_timers(conn: AsyncConnection, now: datetime, limit: int) -> list[Timer]:
-    """The oldest due timers, locked for this transaction; other routers skip them."""
+async def take_due_timers(
+    conn: AsyncConnection, tenant: str, now: datetime, limit: int
+) -> list[Timer]:
+    """The tenant's oldest due timers, locked for this transaction; other routers skip them."""
     result = await conn.execute(
         select(timers.c.timer)
-        .where(and_(timers.c.fired_at.is_(None), timers.c.due_at <= now))
+        .where(and_(timers.c.fired_at.is_(None), timers.c.due_at <= now, timers.c.tenant == tenant))
         .order_by(timers.c.due_at)
         .limit(limit)
         .with_for_update(skip_locked=True)

@@ -8,7 +8,7 @@ and hands the effects to the applier inside its transaction.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from services.router.core.effects import (
     Effect,
@@ -21,12 +21,14 @@ from services.router.core.effects import (
     TimerKind,
 )
 from services.router.core.escalation import climb, escalate, ladder_steps, requeue
-from services.router.core.playbook import Conversation, Playbook
+from services.router.core.playbook import Conversation, Playbook, SlaTarget
 from services.router.core.rules import Facts, Outcome, country_of, evaluate, segment_of
 from services.router.core.sla import (
     cancel,
+    clock_timer,
     clock_timers,
     replace_clock,
+    same_instant,
     start_clock,
     stop_clock,
     timer_is_current,
@@ -43,6 +45,7 @@ from shared.events import (
     MentionClassified,
     Routing,
     SlaAlert,
+    SlaClock,
     stable_id,
 )
 
@@ -204,8 +207,18 @@ def _customer_mention(
         )
         effects += more
     if not given.alert_past_deadlines:
-        effects = [e for e in effects if not (isinstance(e, StartTimer) and e.timer.due_at <= now)]
+        effects = [e for e in effects if not _past_alert(e, now)]
     return Decision(updated, effects)
+
+
+def _past_alert(effect: Effect, now: datetime) -> bool:
+    """An SLA or escalation timer already due: a bulk replay opts out of those (the crisis quiet
+    timer and inactivity stay, or a replayed crisis would never close)."""
+    return (
+        isinstance(effect, StartTimer)
+        and effect.timer.kind in (TimerKind.SLA_WARNING, TimerKind.SLA_BREACH, TimerKind.ESCALATION)
+        and effect.timer.due_at <= now
+    )
 
 
 def _acknowledgement(
@@ -309,13 +322,31 @@ def _follow_up(
         target = playbook.sla_for(updated.priority, updated.channel, updated.kind)
         clock = start_clock(playbook, updated.queue, target, ClockKind.NEXT_RESPONSE, at)
         if clock is not None:
-            updated = updated.model_copy(
-                update={"clocks": replace_clock(updated, clock), "status": CaseStatus.OPEN}
-            )
+            updated = updated.model_copy(update={"clocks": replace_clock(updated, clock)})
             effects += clock_timers(updated, clock)
-        else:
-            updated = updated.model_copy(update={"status": CaseStatus.OPEN})
+        updated = updated.model_copy(update={"status": CaseStatus.OPEN})
+        updated, owed = _resolution_owed_again(updated, case.status, playbook, target, given)
+        effects += owed
     return updated, effects
+
+
+def _resolution_owed_again(
+    case: Case, was: CaseStatus, playbook: Playbook, target: SlaTarget, given: MentionInput
+) -> tuple[Case, list[Effect]]:
+    """The brand owes a resolution again: a reopened case gets a new resolution clock; an
+    answered one gets its clock's timers back (skipped while it waited on the customer, and
+    due at once if their time has passed)."""
+    at = given.item.mention.created_at
+    if was is CaseStatus.RESOLVED:
+        clock = start_clock(playbook, case.queue, target, ClockKind.RESOLUTION, at)
+        if clock is None:
+            return case, []
+        case = case.model_copy(update={"clocks": replace_clock(case, clock)})
+        return case, clock_timers(case, clock)
+    resolution = case.clock(ClockKind.RESOLUTION)
+    if resolution is None or not resolution.running:
+        return case, []
+    return case, clock_timers(case, resolution, round=str(given.item.mention.mention_id))
 
 
 def _join_crisis(
@@ -373,11 +404,15 @@ def _join_crisis(
 
 def _brand_reply(case: Case | None, given: MentionInput, playbook: Playbook) -> Decision:
     """The brand answered: the response clock that was running stops; the case waits for the
-    customer, and resolves itself after the playbook's inactivity period."""
+    customer, and resolves itself after the playbook's inactivity period.
+
+    A deadline the answer came after is still announced (sla.warning, sla.breached) when no
+    timer had announced it yet: the answer must not hide the miss. A reply older than the
+    customer's latest message (feeds arrive out of order) leaves that message waiting."""
     item = given.item
     if case is None or case.status is CaseStatus.RESOLVED:
         return Decision(case, [RecordMention(item, case.case_id if case else None, None)])
-    at = max(item.mention.created_at, case.opened_at)
+    at = max(item.mention.created_at, case.opened_at, key=lambda t: t.astimezone(UTC))
     stopped = [c for c in case.clocks if c.running and c.kind is not ClockKind.RESOLUTION]
     clocks = [stop_clock(c, at) if c in stopped else c for c in case.clocks]
     updated = case.model_copy(
@@ -385,10 +420,11 @@ def _brand_reply(case: Case | None, given: MentionInput, playbook: Playbook) -> 
             "clocks": clocks,
             "status": CaseStatus.RESPONDED,
             "first_response_at": case.first_response_at or at,
-            "last_brand_at": max(at, case.last_brand_at or at),
+            "last_brand_at": max(at, case.last_brand_at or at, key=lambda t: t.astimezone(UTC)),
         }
     )
     effects: list[Effect] = [RecordMention(item, case.case_id, None)]
+    effects += _missed_alerts(case, stopped, at)
     if stopped:
         effects.append(
             EmitCaseEvent(
@@ -398,6 +434,16 @@ def _brand_reply(case: Case | None, given: MentionInput, playbook: Playbook) -> 
             )
         )
     effects += [cancel(case.case_id, c.kind) for c in stopped]
+    waiting = case.last_customer_at
+    if waiting is not None and waiting.astimezone(UTC) > at.astimezone(UTC):
+        target = playbook.sla_for(updated.priority, updated.channel, updated.kind)
+        clock = start_clock(playbook, updated.queue, target, ClockKind.NEXT_RESPONSE, waiting)
+        if clock is not None:
+            updated = updated.model_copy(
+                update={"clocks": replace_clock(updated, clock), "status": CaseStatus.OPEN}
+            )
+            effects += clock_timers(updated, clock)
+            return Decision(updated, effects)
     anchor = updated.last_brand_at
     assert anchor is not None
     effects.append(
@@ -410,10 +456,45 @@ def _brand_reply(case: Case | None, given: MentionInput, playbook: Playbook) -> 
                 tenant=case.tenant,
                 subject=case.conversation_key,
                 case_id=case.case_id,
+                round=str(item.mention.mention_id),
             )
         )
     )
     return Decision(updated, effects)
+
+
+def _missed_alerts(case: Case, stopped: list[SlaClock], at: datetime) -> list[Effect]:
+    """Warnings and breaches an answer at `at` came after and no timer had announced yet (the
+    timer was not taken yet, or a batch held the case). Same id as the timer's event."""
+    alerts: list[Effect] = []
+    for clock in stopped:
+        for kind, event, passed, announced in (
+            (
+                TimerKind.SLA_WARNING,
+                EventType.SLA_WARNING,
+                clock.warning_at,
+                clock.state is not ClockState.RUNNING,
+            ),
+            (
+                TimerKind.SLA_BREACH,
+                EventType.SLA_BREACHED,
+                clock.due_at,
+                clock.state is ClockState.BREACHED,
+            ),
+        ):
+            if announced or passed.astimezone(UTC) > at.astimezone(UTC):
+                continue
+            state = ClockState.WARNING if kind is TimerKind.SLA_WARNING else ClockState.BREACHED
+            alerts.append(
+                EmitCaseEvent(
+                    event,
+                    CaseEvent(
+                        case=case, sla=SlaAlert(clock=clock.model_copy(update={"state": state}))
+                    ),
+                    cause=str(clock_timer(case, clock, kind).timer_id),
+                )
+            )
+    return alerts
 
 
 # -- timers ---------------------------------------------------------------------------------
@@ -444,7 +525,7 @@ def _timer_fired(
         updated, more = climb(
             playbook,
             updated,
-            ladder=playbook.queues[updated.queue].ladder,
+            ladder=playbook.ladder(updated.queue),
             trigger="breach" if breach else "warning",
             at=timer.due_at,
             clock=clock,
@@ -485,7 +566,10 @@ def _escalation_step(case: Case, given: TimerInput, playbook: Playbook) -> Decis
 
 
 def _inactive(case: Case, timer: Timer) -> Decision:
-    if case.status is not CaseStatus.RESPONDED or case.last_brand_at != timer.anchor:
+    last = case.last_brand_at
+    if case.status is not CaseStatus.RESPONDED or last is None:
+        return Decision(case)
+    if not same_instant(last, timer.anchor):
         return Decision(case)
     at = timer.due_at
     clocks = [stop_clock(c, at) if c.running else c for c in case.clocks]
@@ -508,7 +592,7 @@ def _crisis_quiet(case: Case | None, given: TimerInput, playbook: Playbook) -> D
     if (
         crisis is None
         or crisis.closed_at is not None
-        or crisis.last_signal_at != given.timer.anchor
+        or not same_instant(crisis.last_signal_at, given.timer.anchor)
     ):
         return Decision(case)
     closed = crisis.model_copy(update={"closed_at": given.timer.due_at})

@@ -49,6 +49,9 @@ class Timer(BaseModel):
     anchor: AwareDatetime
     ladder: str | None = None  # an escalation timer's ladder, as it was when armed
     step: int | None = None  # ... and its step
+    # What armed it, where the same anchor may be armed again (a re-armed clock, a second
+    # reply with the same time): part of the id, so the new timer is not taken for the old.
+    round: str | None = None
     trigger: str | None = None  # warning | breach | crisis
 
     @classmethod
@@ -56,7 +59,7 @@ class Timer(BaseModel):
         cls, kind: TimerKind, *, owner: uuid.UUID, anchor: datetime, **fields: object
     ) -> Timer:
         """Deterministic id: the same decision made twice arms one timer."""
-        parts = [str(fields.get(name)) for name in ("clock", "ladder", "trigger", "step")]
+        parts = [str(fields.get(name)) for name in ("clock", "ladder", "trigger", "step", "round")]
         timer_id = stable_id("timer", str(owner), kind.value, anchor.isoformat(), *parts)
         return cls(timer_id=timer_id, kind=kind, anchor=anchor, **fields)
 

@@ -27,6 +27,10 @@ from services.router.core.calendar import BusinessCalendar, HolidaySource, Shift
 from shared.events import Channel, ClockKind, Intent, MentionKind, Priority
 
 Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_.-]*$")]
+# Every duration is finite and at most a year: a deadline must be a date the calendar can reach.
+YEAR_HOURS = 366 * 24
+YEAR_MINUTES = YEAR_HOURS * 60
+Minutes = Annotated[float, Field(gt=0, le=YEAR_MINUTES, allow_inf_nan=False)]
 Segment = Literal["potential", "current", "loyal", "former", "critic"]
 Conversation = Literal["new", "follow_up", "reopened"]
 
@@ -107,9 +111,9 @@ class SlaTarget(Strict):
     priority: list[Priority] = Field(default_factory=list)
     channel: list[Channel] = Field(default_factory=list)
     kind: list[MentionKind] = Field(default_factory=list)
-    first_response_minutes: float = Field(gt=0)
-    next_response_minutes: float | None = Field(default=None, gt=0)
-    resolution_minutes: float | None = Field(default=None, gt=0)
+    first_response_minutes: Minutes
+    next_response_minutes: Minutes | None = None
+    resolution_minutes: Minutes | None = None
     business_time: bool = True
     # The sla.warning fires when this share of the allowed time has passed.
     warning_at: float = Field(default=0.8, gt=0, lt=1)
@@ -187,7 +191,7 @@ class Rule(Strict):
 
 class LadderStep(Strict):
     trigger: Literal["warning", "breach", "crisis"]
-    after_minutes: float = Field(default=0, ge=0)
+    after_minutes: float = Field(default=0, ge=0, le=YEAR_MINUTES, allow_inf_nan=False)
     to: Name
     # Move the case to this queue as well (e.g. the crisis desk); otherwise it stays.
     queue: Name | None = None
@@ -205,15 +209,17 @@ class CrisisPolicy(Strict):
 
     open_at_similar: int = Field(default=5, ge=1, description="Similar mentions in the window")
     min_crisis_risk: float = Field(default=0.6, ge=0, le=1)
-    close_after_quiet_minutes: float = Field(default=120, gt=0)
+    close_after_quiet_minutes: Minutes = 120
     ladder: Name | None = None
     queue: Name | None = None
     priority: Priority = Priority.P1
 
 
 class Lifecycle(Strict):
-    resolve_after_inactive_hours: float = Field(default=72, gt=0)
-    reopen_within_hours: float = Field(default=168, ge=0)
+    resolve_after_inactive_hours: float = Field(
+        default=72, gt=0, le=YEAR_HOURS, allow_inf_nan=False
+    )
+    reopen_within_hours: float = Field(default=168, ge=0, le=YEAR_HOURS, allow_inf_nan=False)
 
 
 class OutOfHours(Strict):
@@ -312,8 +318,16 @@ class Playbook(Strict):
             return ["no target at all: every case needs one"]
         return gaps
 
+    def owning(self, queue: str) -> str:
+        """The queue itself, or the default queue for one this playbook does not declare (a
+        case routed by an earlier playbook version whose queue was renamed or removed)."""
+        return queue if queue in self.queues else self.default_queue
+
     def calendar(self, queue: str) -> BusinessCalendar:
-        return self._calendars[self.queues[queue].calendar]
+        return self._calendars[self.queues[self.owning(queue)].calendar]
+
+    def ladder(self, queue: str) -> str | None:
+        return self.queues[self.owning(queue)].ladder
 
     def sla_for(self, priority: Priority, channel: Channel, kind: MentionKind) -> SlaTarget:
         """The first target that matches: specific targets are written before general ones."""

@@ -350,3 +350,84 @@ def test_a_calm_mention_on_a_crisis_topic_does_not_join() -> None:
     )
     calm = classified(WEDNESDAY, crisis_risk=0.1, topic_key="acme|crisis:safety")
     assert created(mention(None, calm, crisis=crisis)).crisis_id is None
+
+
+# -- found by review ----------------------------------------------------------------------------
+
+
+def test_an_answer_after_the_deadline_still_announces_the_miss_once() -> None:
+    opened = mention(None, classified(WEDNESDAY))  # P2: warning at 48 min, due at 60
+    late = mention(created(opened), reply(WEDNESDAY + timedelta(minutes=70)))
+    assert events(late.effects) == [
+        EventType.SLA_WARNING,
+        EventType.SLA_BREACHED,
+        EventType.CASE_RESPONDED,
+    ]
+    # Their ids are the timers' own: a timer that fires anyway announces the same events.
+    warning = timers(opened.effects, TimerKind.SLA_WARNING)[0]
+    alert = next(e for e in late.effects if isinstance(e, EmitCaseEvent))
+    assert alert.cause == str(warning.timer_id)
+    # Announced by the timer already: the answer does not repeat it.
+    warned = created(fire(created(opened), warning))
+    after = mention(warned, reply(WEDNESDAY + timedelta(minutes=50)))
+    assert events(after.effects) == [EventType.CASE_RESPONDED]
+
+
+def test_an_answered_case_waits_on_the_customer_without_breaching_its_resolution() -> None:
+    opened = mention(None, classified(WEDNESDAY))
+    answered = created(mention(created(opened), reply(WEDNESDAY + timedelta(minutes=5))))
+    resolution = [t for t in timers(opened.effects) if t.clock is ClockKind.RESOLUTION]
+    assert resolution and all(fire(answered, t).effects == [] for t in resolution)
+    # The customer writes again after the resolution deadline: the brand owes it again, and
+    # the resolution timers are armed anew (new ids), due at once.
+    later = WEDNESDAY + timedelta(days=5)
+    again = mention(answered, classified(later, platform_id="2"))
+    rearmed = [t for t in timers(again.effects) if t.clock is ClockKind.RESOLUTION]
+    assert {t.kind for t in rearmed} == {TimerKind.SLA_WARNING, TimerKind.SLA_BREACH}
+    assert not {t.timer_id for t in rearmed} & {t.timer_id for t in resolution}
+    assert all(t.due_at <= later for t in rearmed)
+    breach = next(t for t in rearmed if t.kind is TimerKind.SLA_BREACH)
+    assert EventType.SLA_BREACHED in events(fire(created(again), breach).effects)
+
+
+def test_a_reply_older_than_the_customers_last_message_leaves_it_waiting() -> None:
+    case = created(mention(None, classified(WEDNESDAY)))
+    case = created(mention(case, classified(WEDNESDAY + timedelta(minutes=4), platform_id="2")))
+    out_of_order = mention(case, reply(WEDNESDAY + timedelta(minutes=2)))
+    after = created(out_of_order)
+    waiting = after.clock(ClockKind.NEXT_RESPONSE)
+    assert after.status is CaseStatus.OPEN and after.first_response_at is not None
+    assert waiting is not None and waiting.started_at == WEDNESDAY + timedelta(minutes=4)
+    assert not timers(out_of_order.effects, TimerKind.INACTIVITY)
+
+
+def test_two_replies_at_the_same_time_arm_two_inactivity_timers() -> None:
+    case = created(mention(None, classified(WEDNESDAY)))
+    at = WEDNESDAY + timedelta(minutes=5)
+    first = mention(case, reply(at, platform_id="r1"))
+    second = mention(created(first), reply(at, platform_id="r2"))
+    (one,) = timers(first.effects, TimerKind.INACTIVITY)
+    (two,) = timers(second.effects, TimerKind.INACTIVITY)
+    assert one.timer_id != two.timer_id
+
+
+def test_a_replay_keeps_the_crisis_quiet_timer() -> None:
+    first = storm(WEDNESDAY)
+    now = WEDNESDAY + timedelta(days=2)
+    decision = decide(None, MentionInput(first, "acme", alert_past_deadlines=False), PLAYBOOK, now)
+    kinds = {t.kind for t in timers(decision.effects)}
+    assert TimerKind.CRISIS_QUIET in kinds
+    assert not {
+        t for t in timers(decision.effects) if t.kind is TimerKind.SLA_BREACH and t.due_at <= now
+    }
+
+
+def test_a_case_of_a_queue_the_playbook_no_longer_has_is_owned_by_the_default_queue() -> None:
+    opened = mention(None, classified(WEDNESDAY))
+    legacy = created(opened).model_copy(update={"queue": "care-intl"})
+    warning = timers(opened.effects, TimerKind.SLA_WARNING)[0]
+    assert events(fire(legacy, warning).effects)[0] is EventType.SLA_WARNING
+    follow = mention(
+        legacy, classified(WEDNESDAY + timedelta(minutes=1), Priority.P1, platform_id="2")
+    )
+    assert created(follow).queue == "community-managers"

@@ -70,6 +70,7 @@ async def test_a_batch_whose_commit_fails_is_counted_once_when_it_succeeds(
     monkeypatch.setattr(repository, "open_crises_for_update", empty_dict)
     monkeypatch.setattr(repository, "unpublished_outbox", empty_list)
     for name in (
+        "lock_keys",
         "upsert_cases",
         "upsert_crises",
         "add_mentions",

@@ -41,8 +41,9 @@ lock:       ## Re-pin requirements*.lock (versions and hashes the image installs
 eval:       ## Train and measure the classifier on ../shared/data (the figures docs/classifier.md records)
 	@deploy/local/stack.sh bootstrap && .venv/bin/python bench/eval_classifier.py $(EVAL_ARGS)
 
-bench:
+bench:      ## classifier_throughput, then router_throughput (needs `make up`; ROUTER_BENCH_ARGS)
 	@deploy/local/stack.sh bootstrap && .venv/bin/python bench/classifier_throughput.py
+	@.venv/bin/python bench/router_throughput.py $(ROUTER_BENCH_ARGS)
 
 clean: down
 	rm -rf .state

@@ -254,21 +254,9 @@ async def cases_by_id_for_update(
     return locked, busy
 
 
-async def upsert_cases(conn: AsyncConnection, changed: list[Case]) -> None:
-    if not changed:
-        return
-    rows = [
-        {
-            **{c.name: getattr(case, c.name) for c in CASE_COLUMNS},
-            "channel": case.channel.value,
-            "priority": case.priority.value,
-            "status": case.status.value,
-            "document": case.model_dump(mode="json"),
-        }
-        for case in changed
-    ]
-    statement = insert(cases).values(rows)
-    statement = statement.on_conflict_do_update(
+def _upsert_cases_statement() -> Any:
+    statement = insert(cases)
+    return statement.on_conflict_do_update(
         index_elements=[cases.c.case_id],
         set_={
             **{c.name: statement.excluded[c.name] for c in CASE_COLUMNS if c.name != "case_id"},
@@ -276,12 +264,37 @@ async def upsert_cases(conn: AsyncConnection, changed: list[Case]) -> None:
             "updated_at": func.now(),
         },
     )
-    await conn.execute(statement)
+
+
+# Batch writes are one statement executed over many rows (executemany), built once: a multi-row
+# VALUES statement is compiled again for every batch size, which cost more than the writing.
+UPSERT_CASES = _upsert_cases_statement()
+ADD_MENTIONS = insert(case_mentions).on_conflict_do_nothing()
+ENQUEUE_DELIVERIES = insert(webhook_deliveries).on_conflict_do_nothing()
+ADD_OUTBOX = insert(outbox).on_conflict_do_nothing()
+ADD_TIMERS = insert(timers).on_conflict_do_nothing()
+
+
+async def upsert_cases(conn: AsyncConnection, changed: list[Case]) -> None:
+    if changed:
+        await conn.execute(
+            UPSERT_CASES,
+            [
+                {
+                    **{c.name: getattr(case, c.name) for c in CASE_COLUMNS},
+                    "channel": case.channel.value,
+                    "priority": case.priority.value,
+                    "status": case.status.value,
+                    "document": case.model_dump(mode="json"),
+                }
+                for case in changed
+            ],
+        )
 
 
 async def add_mentions(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
     if rows:
-        await conn.execute(insert(case_mentions).values(rows).on_conflict_do_nothing())
+        await conn.execute(ADD_MENTIONS, rows)
 
 
 async def endpoints_for(conn: AsyncConnection, tenant: str) -> list[Endpoint]:
@@ -362,7 +375,7 @@ async def add_endpoint(conn: AsyncConnection, row: dict[str, Any]) -> None:
 
 async def enqueue_deliveries(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
     if rows:
-        await conn.execute(insert(webhook_deliveries).values(rows).on_conflict_do_nothing())
+        await conn.execute(ENQUEUE_DELIVERIES, rows)
 
 
 async def set_endpoint_enabled(
@@ -507,7 +520,7 @@ async def case_counts(conn: AsyncConnection, tenant: str) -> dict[str, int]:
 
 async def add_outbox(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
     if rows:
-        await conn.execute(insert(outbox).values(rows).on_conflict_do_nothing())
+        await conn.execute(ADD_OUTBOX, rows)
 
 
 async def lock_outbox_relay(conn: AsyncConnection) -> bool:
@@ -548,23 +561,21 @@ async def add_timers(conn: AsyncConnection, armed: list[Timer]) -> None:
     """Arm timers; one armed before (same id), pending or fired, is left as it is."""
     if armed:
         await conn.execute(
-            insert(timers)
-            .values(
-                [
-                    {
-                        "timer_id": t.timer_id,
-                        "tenant": t.tenant,
-                        "kind": t.kind.value,
-                        "due_at": t.due_at,
-                        "case_id": t.case_id,
-                        "crisis_id": t.crisis_id,
-                        "clock": t.clock.value if t.clock else None,
-                        "timer": t.model_dump(mode="json"),
-                    }
-                    for t in armed
-                ]
-            )
-            .on_conflict_do_nothing()
+            ADD_TIMERS,
+            [
+                {
+                    "timer_id": t.timer_id,
+                    "tenant": t.tenant,
+                    "kind": t.kind.value,
+                    "due_at": t.due_at,
+                    "case_id": t.case_id,
+                    "crisis_id": t.crisis_id,
+                    "clock": t.clock.value if t.clock else None,
+                    "timer": t.model_dump(mode="json"),
+                    "fired_at": None,
+                }
+                for t in armed
+            ],
         )
 
 

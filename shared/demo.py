@@ -30,12 +30,7 @@ def receiver_app(secret_file: Path) -> FastAPI:
         except (WebhookVerificationError, OSError):
             return Response(status_code=401)
         received[event["type"]] += 1
-        case, mention = event["data"]["case"], event["data"]["mention"]
-        print(
-            f"{event['type']:<15} {case['priority']} {case['team']:<20} "
-            f"{mention['channel']:<16} {mention['text'][:70]!r}",
-            flush=True,
-        )
+        print(describe(event["type"], event["data"]), flush=True)
         return Response(status_code=204)
 
     @app.get("/received")
@@ -43,6 +38,24 @@ def receiver_app(secret_file: Path) -> FastAPI:
         return dict(received)
 
     return app
+
+
+def describe(event_type: str, data: dict[str, Any]) -> str:
+    """One line per webhook, as an agent desktop's feed would show it."""
+    if "crisis" in data:
+        crisis = data["crisis"]
+        return f"{event_type:<15} {crisis['topic_key']} ({crisis['case_count']} cases)"
+    case = data["case"]
+    head = f"{event_type:<15} {case['priority']} {case['queue']:<20} {case['channel']:<16}"
+    if data.get("mention"):
+        return f"{head} {data['mention']['text'][:70]!r}"
+    if data.get("sla"):
+        clock = data["sla"]["clock"]
+        return f"{head} {clock['kind']} due {clock['due_at']}"
+    if data.get("escalation"):
+        escalation = data["escalation"]
+        return f"{head} to {escalation['target']} ({escalation['trigger']})"
+    return f"{head} status {case['status']}"
 
 
 def run_receiver(secret_file: Path, port: int) -> None:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.router import repository
@@ -27,6 +28,7 @@ from shared.events import (
     Case,
     Crisis,
     Envelope,
+    EventType,
     TraceContext,
     new_envelope,
     stable_id,
@@ -92,37 +94,28 @@ class Applier:
                         }
                     )
                 case EmitCaseEvent(event_type=event_type, payload=payload, cause=cause):
-                    key = payload.case.conversation_key
+                    # The case is part of the id: two cases escalated by the same ladder step
+                    # at the same deadline are two events.
+                    owner = str(payload.case.case_id)
                     self._emit(
-                        new_envelope(
-                            event_type,
-                            payload,
-                            tenant=self.tenant,
-                            subject=key,
-                            trace=trace.child(),
-                            # The case is part of the id: two cases escalated by the same ladder
-                            # step at the same deadline are two events.
-                            event_id=stable_id(event_type.value, str(payload.case.case_id), cause),
-                        ),
-                        CASES.name,
-                        key,
+                        event_type,
+                        payload,
+                        topic=CASES.name,
+                        key=payload.case.conversation_key,
+                        event_id=stable_id(event_type.value, owner, cause),
+                        trace=trace,
                     )
                     self.case_events[
                         (event_type.value, payload.case.priority.value, payload.case.queue)
                     ] += 1
                 case EmitCrisisEvent(event_type=event_type, payload=payload, cause=cause):
-                    key = payload.crisis.topic_key
                     self._emit(
-                        new_envelope(
-                            event_type,
-                            payload,
-                            tenant=self.tenant,
-                            subject=key,
-                            trace=trace.child(),
-                            event_id=stable_id(event_type.value, cause),
-                        ),
-                        CRISES.name,
-                        key,
+                        event_type,
+                        payload,
+                        topic=CRISES.name,
+                        key=payload.crisis.topic_key,
+                        event_id=stable_id(event_type.value, cause),
+                        trace=trace,
                     )
                 case StartTimer(timer=timer):
                     self.timers[timer.timer_id] = timer
@@ -134,7 +127,24 @@ class Applier:
                 case SaveCrisis(crisis=crisis):
                     self.crises[crisis.crisis_id] = crisis
 
-    def _emit(self, event: Envelope[Any], topic: str, key: str) -> None:
+    def _emit(
+        self,
+        event_type: EventType,
+        payload: BaseModel,
+        *,
+        topic: str,
+        key: str,
+        event_id: uuid.UUID,
+        trace: TraceContext,
+    ) -> None:
+        event = new_envelope(
+            event_type,
+            payload,
+            tenant=self.tenant,
+            subject=key,
+            trace=trace.child(),
+            event_id=event_id,
+        )
         self.outbox.append(
             {"event_id": event.id, "topic": topic, "key": key.encode(), "value": event.to_bytes()}
         )

@@ -246,12 +246,18 @@ async def cases_by_id_for_update(
         .with_for_update(skip_locked=True)
     )
     locked = {row.case_id: _case(row) for row in result}
-    missing = [i for i in case_ids if i not in locked]
-    busy: set[uuid.UUID] = set()
-    if missing:
-        result = await conn.execute(select(cases.c.case_id).where(cases.c.case_id.in_(missing)))
-        busy = {row[0] for row in result}
-    return locked, busy
+    return locked, await _held_elsewhere(conn, cases.c.case_id, case_ids, locked)
+
+
+async def _held_elsewhere(
+    conn: AsyncConnection, key: Any, wanted: list[uuid.UUID], locked: Mapping[uuid.UUID, object]
+) -> set[uuid.UUID]:
+    """Of the rows SKIP LOCKED left out, those that exist: another transaction holds them."""
+    missing = [i for i in wanted if i not in locked]
+    if not missing:
+        return set()
+    result = await conn.execute(select(key).where(key.in_(missing)))
+    return {row[0] for row in result}
 
 
 def _upsert_cases_statement() -> Any:
@@ -653,14 +659,7 @@ async def crises_by_id_for_update(
         .with_for_update(skip_locked=True)
     )
     locked = {c.crisis_id: c for c in (Crisis.model_validate(row[0]) for row in result)}
-    missing = [i for i in crisis_ids if i not in locked]
-    busy: set[uuid.UUID] = set()
-    if missing:
-        result = await conn.execute(
-            select(crises.c.crisis_id).where(crises.c.crisis_id.in_(missing))
-        )
-        busy = {row[0] for row in result}
-    return locked, busy
+    return locked, await _held_elsewhere(conn, crises.c.crisis_id, crisis_ids, locked)
 
 
 async def upsert_crises(conn: AsyncConnection, changed: list[Crisis]) -> None:

@@ -1,4 +1,5 @@
-"""Router HTTP edge: the webhook endpoint registry and operational stats, all behind the admin key.
+"""Router HTTP edge: cases (read), the webhook endpoint registry and operational stats, all
+behind the admin key.
 
 The key is checked before a body is read (`authenticated_route`). /v1/stats needs it too: case
 volumes per priority are business figures, not health data.
@@ -6,19 +7,31 @@ volumes per priority are business figures, not health data.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import uuid
-from typing import Annotated, Any
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
+import orjson
 from cryptography.fernet import MultiFernet
-from fastapi import APIRouter, Depends, status
-from pydantic import AnyHttpUrl, BaseModel, Field, field_validator
+from fastapi import APIRouter, Depends, Query, status
+from pydantic import AnyHttpUrl, AwareDatetime, BaseModel, Field, field_validator
 
 from services.router import repository
 from services.router.config import RouterSettings
 from services.router.egress import RefusedDestination, vetted_addresses
 from services.router.webhooks import new_secret
 from shared.db import Database
-from shared.events import Priority
+from shared.events import (
+    Case,
+    CaseStatus,
+    Channel,
+    Classification,
+    Mention,
+    Priority,
+    Routing,
+)
 from shared.http import authenticated_route
 from shared.problems import Problem
 from shared.service import service_part
@@ -166,4 +179,139 @@ async def stats(settings: Settings, db: DB) -> RouterStats:
     return RouterStats(
         cases_by_priority={p: cases.get(p.value, 0) for p in Priority},
         webhook_deliveries={s: deliveries.get(s, 0) for s in ("pending", "delivered", "failed")},
+    )
+
+
+# -- cases (read) ---------------------------------------------------------------------------
+
+SlaState = Literal["none", "met", "missed", "running", "warning", "breached"]
+CONVERSATION_LIMIT = 200
+HISTORY_LIMIT = 500
+
+
+class CaseSummary(BaseModel):
+    case: Case
+    sla_state: SlaState
+    updated_at: AwareDatetime
+
+
+class CasePage(BaseModel):
+    items: list[CaseSummary]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null on the last page"
+    )
+
+
+class ConversationEntry(BaseModel):
+    mention: Mention
+    classification: Classification | None
+    routing: Routing | None = Field(description="How the playbook routed it (None: a reply)")
+
+
+class HistoryEntry(BaseModel):
+    event_id: uuid.UUID
+    type: str
+    occurred_at: AwareDatetime
+    detail: dict[str, Any]
+
+
+class CaseDetail(CaseSummary):
+    conversation: list[ConversationEntry] = Field(description="Oldest first")
+    conversation_truncated: bool
+    history: list[HistoryEntry] = Field(description="The case's events, oldest first")
+
+
+def encode_cursor(listing: repository.CaseListing) -> str:
+    raw = orjson.dumps([listing.updated_at.isoformat(), str(listing.case.case_id)])
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    """The keyset a cursor stands for; a 422 naming `cursor` when it is not one of ours."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        updated_at, case_id = orjson.loads(raw)
+        moment = datetime.fromisoformat(updated_at)
+        if moment.tzinfo is None:
+            raise ValueError("naive time")
+        return moment, uuid.UUID(case_id)
+    except (ValueError, TypeError, binascii.Error):
+        raise Problem(
+            422,
+            "Unprocessable Content",
+            "cursor is not one this API gave out",
+            errors=[{"field": "cursor", "message": "not a cursor from a previous page"}],
+        ) from None
+
+
+@router.get(
+    "/cases",
+    response_model=CasePage,
+    summary="List cases, most recently changed first (cursor pagination)",
+)
+async def list_cases(
+    settings: Settings,
+    db: DB,
+    queue: Annotated[str | None, Query(max_length=64)] = None,
+    case_status: Annotated[CaseStatus | None, Query(alias="status")] = None,
+    priority: Annotated[Priority | None, Query()] = None,
+    channel: Annotated[Channel | None, Query()] = None,
+    language: Annotated[str | None, Query(max_length=16)] = None,
+    sla_state: Annotated[SlaState | None, Query()] = None,
+    updated_since: Annotated[AwareDatetime | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> CasePage:
+    where = repository.CaseFilter(
+        queue=queue,
+        status=case_status.value if case_status else None,
+        priority=priority.value if priority else None,
+        channel=channel.value if channel else None,
+        language=language,
+        sla_state=sla_state,
+        updated_since=updated_since,
+    )
+    after = decode_cursor(cursor) if cursor else None
+    async with db.begin() as conn:
+        found = await repository.list_cases(
+            conn, settings.tenant, where, after=after, limit=limit + 1
+        )
+    page = found[:limit]
+    return CasePage(
+        items=[
+            CaseSummary(case=f.case, sla_state=f.sla_state, updated_at=f.updated_at) for f in page
+        ],
+        next_cursor=encode_cursor(page[-1]) if len(found) > limit else None,
+    )
+
+
+@router.get(
+    "/cases/{case_id}",
+    response_model=CaseDetail,
+    summary="One case with its conversation, classifications, routing traces, clocks, history",
+    responses={404: {"description": "No such case for this tenant"}},
+)
+async def get_case(case_id: uuid.UUID, settings: Settings, db: DB) -> CaseDetail:
+    async with db.begin() as conn:
+        found = await repository.case_by_id(conn, settings.tenant, case_id)
+        if found is None:
+            raise Problem(404, "Not Found", f"no case {case_id}")
+        mentions = await repository.mentions_of_case(conn, case_id, CONVERSATION_LIMIT + 1)
+        history = await repository.history_of_case(conn, case_id, HISTORY_LIMIT)
+    return CaseDetail(
+        case=found.case,
+        sla_state=found.sla_state,
+        updated_at=found.updated_at,
+        conversation=[
+            ConversationEntry(
+                mention=Mention.model_validate(m.mention),
+                classification=(
+                    Classification.model_validate(m.classification) if m.classification else None
+                ),
+                routing=Routing.model_validate(m.routing) if m.routing else None,
+            )
+            for m in mentions[:CONVERSATION_LIMIT]
+        ],
+        conversation_truncated=len(mentions) > CONVERSATION_LIMIT,
+        history=[HistoryEntry(**vars(h)) for h in history],
     )

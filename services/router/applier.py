@@ -26,6 +26,7 @@ from services.router.core import (
 )
 from shared.events import (
     Case,
+    CaseEvent,
     Crisis,
     Envelope,
     EventType,
@@ -49,6 +50,15 @@ def webhook_body(event: Envelope[Any]) -> bytes:
     )
 
 
+def history_detail(payload: CaseEvent) -> dict[str, Any]:
+    """What a case event adds to the case's history: which mention, routing, clock, escalation."""
+    detail = payload.model_dump(mode="json", include={"routing", "sla", "escalation"})
+    if payload.mention is not None:
+        detail["mention_id"] = str(payload.mention.mention_id)
+        detail["kind"] = payload.mention.kind.value
+    return {key: value for key, value in detail.items() if value is not None}
+
+
 @dataclass
 class Applier:
     tenant: str
@@ -60,6 +70,7 @@ class Applier:
     deliveries: list[dict[str, Any]] = field(default_factory=list)
     timers: dict[uuid.UUID, Timer] = field(default_factory=dict)
     cancels: list[CancelTimers] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)
     # (event type, priority, queue) of each case event, counted once the batch commits.
     case_events: Counter[tuple[str, str, str]] = field(default_factory=Counter)
 
@@ -97,7 +108,7 @@ class Applier:
                     # The case is part of the id: two cases escalated by the same ladder step
                     # at the same deadline are two events.
                     owner = str(payload.case.case_id)
-                    self._emit(
+                    event = self._emit(
                         event_type,
                         payload,
                         topic=CASES.name,
@@ -108,6 +119,15 @@ class Applier:
                     self.case_events[
                         (event_type.value, payload.case.priority.value, payload.case.queue)
                     ] += 1
+                    self.history.append(
+                        {
+                            "event_id": event.id,
+                            "case_id": payload.case.case_id,
+                            "type": event_type.value,
+                            "occurred_at": event.occurred_at,
+                            "detail": history_detail(payload),
+                        }
+                    )
                 case EmitCrisisEvent(event_type=event_type, payload=payload, cause=cause):
                     self._emit(
                         event_type,
@@ -136,7 +156,7 @@ class Applier:
         key: str,
         event_id: uuid.UUID,
         trace: TraceContext,
-    ) -> None:
+    ) -> Envelope[Any]:
         event = new_envelope(
             event_type,
             payload,
@@ -164,6 +184,7 @@ class Applier:
                         "next_attempt_at": utcnow(),
                     }
                 )
+        return event
 
     async def flush(self, conn: AsyncConnection) -> None:
         await repository.upsert_cases(conn, list(self.cases.values()))
@@ -173,4 +194,5 @@ class Applier:
             await repository.cancel_timers(conn, cancel.case_id, cancel.clock.value)
         await repository.add_timers(conn, list(self.timers.values()))
         await repository.add_outbox(conn, self.outbox)
+        await repository.add_case_events(conn, self.history)
         await repository.enqueue_deliveries(conn, self.deliveries)

@@ -30,12 +30,14 @@ from sqlalchemy import (
     func,
     select,
     true,
+    tuple_,
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, array, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.router.core import Timer
+from services.router.core.sla import sla_state
 from shared.db import metadata
 from shared.events import Case, Classification, Crisis, Mention, MentionClassified, Routing
 
@@ -61,6 +63,8 @@ cases = Table(
     # The whole case (clocks, tags, escalation); the columns above are what is queried.
     # Cases stored before 0004 have none and are read from their columns.
     Column("document", JSONB),
+    # The worst running clock (breached, warning, running), else met / missed / none.
+    Column("sla_state", String(16), nullable=False, server_default="none"),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     UniqueConstraint(
         "tenant",
@@ -68,6 +72,20 @@ cases = Table(
         "generation",
         name="uq_router_cases_conversation_generation",
     ),
+    # Desktops page through a tenant's cases by last change (keyset pagination).
+    Index("ix_router_cases_tenant_updated", "tenant", "updated_at", "case_id"),
+)
+
+case_events = Table(
+    "router_case_events",
+    metadata,
+    Column("event_id", Uuid, primary_key=True),
+    Column("case_id", Uuid, nullable=False),
+    Column("type", String(64), nullable=False),
+    Column("occurred_at", DateTime(timezone=True), nullable=False),
+    # What the event said beyond the case: the mention, the routing, the clock, the escalation.
+    Column("detail", JSONB, nullable=False),
+    Index("ix_router_case_events_case", "case_id", "occurred_at"),
 )
 
 case_mentions = Table(
@@ -179,7 +197,7 @@ crises = Table(
     ),
 )
 
-CASE_COLUMNS = [c for c in cases.c if c.name not in ("updated_at", "document")]
+CASE_COLUMNS = [c for c in cases.c if c.name not in ("updated_at", "document", "sla_state")]
 # pg_advisory_xact_lock key of the outbox relay (any constant unique in the database).
 OUTBOX_RELAY_LOCK = 0x5C5_0B0C
 
@@ -267,6 +285,7 @@ def _upsert_cases_statement() -> Any:
         set_={
             **{c.name: statement.excluded[c.name] for c in CASE_COLUMNS if c.name != "case_id"},
             "document": statement.excluded.document,
+            "sla_state": statement.excluded.sla_state,
             "updated_at": func.now(),
         },
     )
@@ -279,6 +298,7 @@ ADD_MENTIONS = insert(case_mentions).on_conflict_do_nothing()
 ENQUEUE_DELIVERIES = insert(webhook_deliveries).on_conflict_do_nothing()
 ADD_OUTBOX = insert(outbox).on_conflict_do_nothing()
 ADD_TIMERS = insert(timers).on_conflict_do_nothing()
+ADD_CASE_EVENTS = insert(case_events).on_conflict_do_nothing()
 
 
 async def upsert_cases(conn: AsyncConnection, changed: list[Case]) -> None:
@@ -292,6 +312,7 @@ async def upsert_cases(conn: AsyncConnection, changed: list[Case]) -> None:
                     "priority": case.priority.value,
                     "status": case.status.value,
                     "document": case.model_dump(mode="json"),
+                    "sla_state": sla_state(case),
                 }
                 for case in changed
             ],
@@ -708,3 +729,108 @@ async def customer_mentions_between(
         )
         for row in result
     ]
+
+
+async def add_case_events(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        await conn.execute(ADD_CASE_EVENTS, rows)
+
+
+@dataclass(frozen=True)
+class CaseFilter:
+    queue: str | None = None
+    status: str | None = None
+    priority: str | None = None
+    channel: str | None = None
+    language: str | None = None
+    sla_state: str | None = None
+    updated_since: datetime | None = None
+
+
+@dataclass(frozen=True)
+class CaseListing:
+    case: Case
+    sla_state: str
+    updated_at: datetime
+
+
+async def list_cases(
+    conn: AsyncConnection,
+    tenant: str,
+    where: CaseFilter,
+    *,
+    after: tuple[datetime, uuid.UUID] | None,
+    limit: int,
+) -> list[CaseListing]:
+    """The tenant's cases, most recently changed first, after the keyset `after`."""
+    conditions = [cases.c.tenant == tenant]
+    for name in ("queue", "status", "priority", "channel", "language", "sla_state"):
+        value = getattr(where, name)
+        if value is not None:
+            conditions.append(cases.c[name] == value)
+    if where.updated_since is not None:
+        conditions.append(cases.c.updated_at >= where.updated_since)
+    if after is not None:
+        conditions.append(tuple_(cases.c.updated_at, cases.c.case_id) < tuple_(*after))
+    result = await conn.execute(
+        select(*CASE_COLUMNS, cases.c.document, cases.c.sla_state, cases.c.updated_at)
+        .where(and_(*conditions))
+        .order_by(cases.c.updated_at.desc(), cases.c.case_id.desc())
+        .limit(limit)
+    )
+    return [CaseListing(_case(row), row.sla_state, row.updated_at) for row in result]
+
+
+async def case_by_id(conn: AsyncConnection, tenant: str, case_id: uuid.UUID) -> CaseListing | None:
+    result = await conn.execute(
+        select(*CASE_COLUMNS, cases.c.document, cases.c.sla_state, cases.c.updated_at).where(
+            and_(cases.c.tenant == tenant, cases.c.case_id == case_id)
+        )
+    )
+    row = result.first()
+    return CaseListing(_case(row), row.sla_state, row.updated_at) if row else None
+
+
+@dataclass(frozen=True)
+class StoredMention:
+    mention: dict[str, Any]
+    classification: dict[str, Any] | None
+    routing: dict[str, Any] | None
+
+
+async def mentions_of_case(
+    conn: AsyncConnection, case_id: uuid.UUID, limit: int
+) -> list[StoredMention]:
+    """The case's conversation, oldest first (customer mentions and the brand's replies)."""
+    result = await conn.execute(
+        select(case_mentions.c.mention, case_mentions.c.classification, case_mentions.c.routing)
+        .where(case_mentions.c.case_id == case_id)
+        .order_by(case_mentions.c.created_at, case_mentions.c.mention_id)
+        .limit(limit)
+    )
+    return _typed(result, StoredMention)
+
+
+@dataclass(frozen=True)
+class CaseHistoryEntry:
+    event_id: uuid.UUID
+    type: str
+    occurred_at: datetime
+    detail: dict[str, Any]
+
+
+async def history_of_case(
+    conn: AsyncConnection, case_id: uuid.UUID, limit: int
+) -> list[CaseHistoryEntry]:
+    result = await conn.execute(
+        select(
+            case_events.c.event_id,
+            case_events.c.type,
+            case_events.c.occurred_at,
+            case_events.c.detail,
+        )
+        .where(case_events.c.case_id == case_id)
+        .order_by(case_events.c.occurred_at, case_events.c.event_id)
+        .limit(limit)
+    )
+    return _typed(result, CaseHistoryEntry)

@@ -110,3 +110,18 @@ def replace_clock(case: Case, clock: SlaClock) -> list[SlaClock]:
 
 def cancel(case_id: uuid.UUID, clock: ClockKind) -> CancelTimers:
     return CancelTimers(case_id=case_id, clock=clock)
+
+
+SLA_STATES = ("none", "met", "missed", "running", "warning", "breached")
+
+
+def sla_state(case: Case) -> str:
+    """The case's SLA at a glance, for filters and queues: the worst running clock (breached,
+    warning, running), else whether the stopped ones were met; "none" without clocks."""
+    running = [c.state for c in case.clocks if c.running]
+    for state in (ClockState.BREACHED, ClockState.WARNING, ClockState.RUNNING):
+        if state in running:
+            return state.value
+    if not case.clocks:
+        return "none"
+    return "missed" if any(c.state is ClockState.MISSED for c in case.clocks) else "met"

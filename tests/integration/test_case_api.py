@@ -1,0 +1,99 @@
+"""The router's case API on the real stack: list with filters and cursor pages, and one case
+with its conversation, routing traces, clocks and event history."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+
+from tests.integration.conftest import ADMIN_AUTH, INGEST_AUTH, Receiver, Stack, eventually
+from tests.integration.test_pipeline import for_conversation, mention_body
+
+COMPLAINT = (
+    "@AuroraTelecom llevo tres días sin fibra y nadie me da solución, quiero una reclamación"
+)
+
+
+async def post(stack: Stack, body: dict[str, Any]) -> None:
+    async with httpx.AsyncClient(headers=INGEST_AUTH) as client:
+        response = await client.post(f"{stack.url('ingest')}/v1/mentions", json=body)
+    assert response.status_code == 202, response.text
+
+
+async def get(stack: Stack, path: str, **params: Any) -> httpx.Response:
+    async with httpx.AsyncClient(headers=ADMIN_AUTH) as client:
+        return await client.get(f"{stack.url('router')}{path}", params=params)
+
+
+async def test_cases_are_listed_page_by_page_and_read_whole(
+    stack: Stack, receiver: Receiver
+) -> None:
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    conversations = [f"case-api-{uuid.uuid4().hex[:10]}" for _ in range(3)]
+    for conversation in conversations:
+        await post(stack, mention_body(conversation, COMPLAINT))
+    for conversation in conversations:
+        await eventually(
+            lambda c=conversation: bool(receiver.matching(for_conversation(c, "case.created"))),
+            what="case.created",
+        )
+    answered = conversations[0]
+    await post(stack, mention_body(answered, "Hola, te escribimos por privado.", kind="reply"))
+    await eventually(
+        lambda: bool(receiver.matching(for_conversation(answered, "case.responded"))),
+        what="case.responded",
+    )
+
+    seen: list[str] = []
+    cursor: str | None = None
+    for _ in range(100):
+        params: dict[str, Any] = {"updated_since": since.isoformat(), "limit": 2}
+        if cursor:
+            params["cursor"] = cursor
+        response = await get(stack, "/v1/cases", **params)
+        assert response.status_code == 200, response.text
+        page = response.json()
+        assert len(page["items"]) <= 2
+        seen += [item["case"]["conversation_key"] for item in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    ours = [key for key in seen if key in {f"x:{c}" for c in conversations}]
+    assert sorted(ours) == sorted(f"x:{c}" for c in conversations)  # each once, none lost
+
+    responded = (
+        await get(stack, "/v1/cases", status="responded", updated_since=since.isoformat())
+    ).json()
+    assert f"x:{answered}" in [i["case"]["conversation_key"] for i in responded["items"]]
+    case_id = next(
+        i["case"]["case_id"]
+        for i in responded["items"]
+        if i["case"]["conversation_key"] == f"x:{answered}"
+    )
+
+    detail = (await get(stack, f"/v1/cases/{case_id}")).json()
+    assert detail["case"]["status"] == "responded" and detail["sla_state"] in ("met", "running")
+    kinds = [entry["mention"]["kind"] for entry in detail["conversation"]]
+    assert kinds == ["mention", "reply"]
+    first = detail["conversation"][0]
+    assert first["classification"]["priority"] and first["routing"]["trace"]
+    assert first["routing"]["queue"] == detail["case"]["queue"]
+    assert [h["type"] for h in detail["history"]][:1] == ["case.created"]
+    assert "case.responded" in [h["type"] for h in detail["history"]]
+    assert {c["kind"] for c in detail["case"]["clocks"]} >= {"first_response"}
+
+
+async def test_the_case_api_refuses_clearly(stack: Stack) -> None:
+    missing = await get(stack, f"/v1/cases/{uuid.uuid4()}")
+    assert missing.status_code == 404
+    assert missing.headers["content-type"].startswith("application/problem+json")
+    bad_cursor = await get(stack, "/v1/cases", cursor="not-a-cursor")
+    assert bad_cursor.status_code == 422 and "cursor" in bad_cursor.text
+    bad_status = await get(stack, "/v1/cases", status="sleeping")
+    assert bad_status.status_code == 422
+    async with httpx.AsyncClient() as client:
+        anonymous = await client.get(f"{stack.url('router')}/v1/cases")
+    assert anonymous.status_code == 401

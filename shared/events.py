@@ -370,6 +370,8 @@ class Case(BaseModel):
     last_brand_at: AwareDatetime | None = None
     resolved_at: AwareDatetime | None = None
     reopened_count: int = Field(default=0, ge=0)
+    # The agent working it (None: in its queue, unclaimed).
+    assignee: str | None = None
     # Steps of the escalation ladder taken so far, and where the case went.
     escalation_level: int = Field(default=0, ge=0)
     escalated_to: list[str] = Field(default_factory=list)
@@ -415,6 +417,29 @@ class Escalation(BaseModel):
     level: int = Field(ge=1)
 
 
+class ActionKind(StrEnum):
+    ASSIGN = "assign"  # to an agent (claim: to oneself)
+    NOTE = "note"  # internal, never sent to the customer
+    PRIORITY = "priority"
+    ESCALATE = "escalate"
+    REPLY = "reply"  # the brand's answer, sent through the platform adapter
+    RESOLVE = "resolve"
+    REOPEN = "reopen"
+
+
+class AgentAction(BaseModel):
+    """What an agent did to a case, through the API; it goes through the router's decider."""
+
+    action_id: uuid.UUID
+    kind: ActionKind
+    actor: str = Field(min_length=1, max_length=128)
+    at: AwareDatetime
+    assignee: str | None = Field(default=None, max_length=128)
+    priority: Priority | None = None
+    target: str | None = Field(default=None, max_length=64)
+    text: str | None = Field(default=None, max_length=MAX_TEXT_CHARS)
+
+
 class CaseEvent(BaseModel):
     """A change to a case, with the mention that caused it: full context for the next hop."""
 
@@ -426,6 +451,7 @@ class CaseEvent(BaseModel):
     routing: Routing | None = None
     sla: SlaAlert | None = None
     escalation: Escalation | None = None
+    action: AgentAction | None = None
 
 
 class Crisis(BaseModel):

@@ -15,15 +15,28 @@ from typing import Annotated, Any, Literal
 
 import orjson
 from cryptography.fernet import MultiFernet
-from fastapi import APIRouter, Depends, Query, status
-from pydantic import AnyHttpUrl, AwareDatetime, BaseModel, Field, field_validator
+from fastapi import APIRouter, Depends, Header, Query, status
+from pydantic import (
+    AnyHttpUrl,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from services.router import repository
 from services.router.config import RouterSettings
+from services.router.core import ActionRefused
 from services.router.egress import RefusedDestination, vetted_addresses
+from services.router.handlers import CaseRouter
 from services.router.webhooks import new_secret
 from shared.db import Database
 from shared.events import (
+    MAX_TEXT_CHARS,
+    ActionKind,
+    AgentAction,
     Case,
     CaseStatus,
     Channel,
@@ -31,6 +44,7 @@ from shared.events import (
     Mention,
     Priority,
     Routing,
+    utcnow,
 )
 from shared.http import authenticated_route
 from shared.problems import Problem
@@ -315,3 +329,81 @@ async def get_case(case_id: uuid.UUID, settings: Settings, db: DB) -> CaseDetail
         conversation_truncated=len(mentions) > CONVERSATION_LIMIT,
         history=[HistoryEntry(**vars(h)) for h in history],
     )
+
+
+# -- cases (agent actions) ------------------------------------------------------------------
+
+Router = Annotated[CaseRouter, Depends(service_part("case_router", CaseRouter))]
+
+
+class CaseActionIn(BaseModel):
+    """One action on a case. `actor` names the agent (API keys per agent come with scopes)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    action: ActionKind
+    actor: str = Field(default="admin", min_length=1, max_length=128)
+    assignee: str | None = Field(default=None, min_length=1, max_length=128)
+    priority: Priority | None = None
+    target: str | None = Field(default=None, min_length=1, max_length=64)
+    text: str | None = Field(default=None, min_length=1, max_length=MAX_TEXT_CHARS)
+
+    @model_validator(mode="after")
+    def _complete(self) -> CaseActionIn:
+        needs = {
+            ActionKind.NOTE: "text",
+            ActionKind.REPLY: "text",
+            ActionKind.PRIORITY: "priority",
+            ActionKind.ESCALATE: "target",
+        }.get(self.action)
+        if needs is not None and getattr(self, needs) is None:
+            raise ValueError(f"{self.action.value} needs {needs}")
+        return self
+
+
+@router.post(
+    "/cases/{case_id}/actions",
+    response_model=CaseSummary,
+    summary="Act on a case: assign, note, priority, escalate, reply, resolve, reopen",
+    responses={
+        404: {"description": "No such case for this tenant"},
+        409: {"description": "The action does not apply to the case as it is"},
+        422: {"description": "Incomplete action, or a target the playbook does not have"},
+    },
+)
+async def act_on_case(
+    case_id: uuid.UUID,
+    body: CaseActionIn,
+    settings: Settings,
+    db: DB,
+    case_router: Router,
+    idempotency_key: Annotated[uuid.UUID | None, Header()] = None,
+) -> CaseSummary:
+    """The action goes through the router's decider, so clocks, events and webhooks follow from
+    it. `Idempotency-Key` (a UUID) makes a retried request announce nothing twice."""
+    action = AgentAction(
+        action_id=idempotency_key or uuid.uuid4(),
+        kind=body.action,
+        actor=body.actor,
+        at=utcnow(),
+        assignee=body.assignee,
+        priority=body.priority,
+        target=body.target,
+        text=body.text,
+    )
+    try:
+        if action.kind is ActionKind.REPLY:
+            async with db.begin() as conn:
+                found = await repository.case_by_id(conn, settings.tenant, case_id)
+            if found is None:
+                raise ActionRefused(f"no case {case_id}", status=404)
+            await case_router.reply(found.case, action)
+        else:
+            await case_router.act(case_id, action)
+    except ActionRefused as refused:
+        title = {404: "Not Found", 409: "Conflict"}.get(refused.status, "Unprocessable Content")
+        raise Problem(refused.status, title, str(refused)) from None
+    async with db.begin() as conn:
+        after = await repository.case_by_id(conn, settings.tenant, case_id)
+    assert after is not None
+    return CaseSummary(case=after.case, sla_state=after.sla_state, updated_at=after.updated_at)

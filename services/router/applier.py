@@ -51,8 +51,9 @@ def webhook_body(event: Envelope[Any]) -> bytes:
 
 
 def history_detail(payload: CaseEvent) -> dict[str, Any]:
-    """What a case event adds to the case's history: which mention, routing, clock, escalation."""
-    detail = payload.model_dump(mode="json", include={"routing", "sla", "escalation"})
+    """What a case event adds to the case's history: the mention, routing, clock, escalation or
+    agent action behind it."""
+    detail = payload.model_dump(mode="json", include={"routing", "sla", "escalation", "action"})
     if payload.mention is not None:
         detail["mention_id"] = str(payload.mention.mention_id)
         detail["kind"] = payload.mention.kind.value

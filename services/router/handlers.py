@@ -16,10 +16,19 @@ import logging
 import uuid
 from collections import Counter
 from datetime import timedelta
+from typing import Protocol
 
 from services.router import repository
 from services.router.applier import Applier
-from services.router.core import MentionInput, Playbook, Timer, TimerInput, decide
+from services.router.core import (
+    ActionInput,
+    ActionRefused,
+    MentionInput,
+    Playbook,
+    Timer,
+    TimerInput,
+    decide,
+)
 from services.router.metrics import (
     CASE_EVENTS,
     MENTIONS_DUPLICATE,
@@ -28,7 +37,20 @@ from services.router.metrics import (
     TIMERS_FIRED,
 )
 from shared.db import Database
-from shared.events import Case, Envelope, MentionClassified, TraceContext, utcnow
+from shared.events import (
+    AgentAction,
+    Author,
+    Case,
+    Envelope,
+    EventType,
+    Mention,
+    MentionClassified,
+    MentionKind,
+    TraceContext,
+    new_envelope,
+    stable_id,
+    utcnow,
+)
 from shared.failpoints import failpoint
 from shared.kafka import EventProducer
 
@@ -50,6 +72,23 @@ def count_committed(applied: Applier, duplicates: int, routed: Counter[str]) -> 
         CASE_EVENTS.labels(*labels).inc(n)
 
 
+class ReplySender(Protocol):
+    """Sends the brand's reply on the platform (X, Meta, e-mail...): one adapter per platform.
+    The reply is recorded in the case whether or not an adapter sends it."""
+
+    async def send(self, case: Case, reply: Mention) -> None: ...
+
+
+class LoggedReplies:
+    """No platform adapter configured: the reply is recorded and logged, for an agent to post."""
+
+    async def send(self, case: Case, reply: Mention) -> None:
+        log.info(
+            "reply recorded, not sent (no platform adapter)",
+            extra={"case_id": str(case.case_id), "mention_id": str(reply.mention_id)},
+        )
+
+
 class CaseRouter:
     def __init__(
         self,
@@ -61,6 +100,7 @@ class CaseRouter:
         *,
         outbox_batch: int = OUTBOX_BATCH,
         alert_past_deadlines: bool = True,
+        replies: ReplySender | None = None,
     ) -> None:
         self._db = db
         self._producer = producer
@@ -69,6 +109,7 @@ class CaseRouter:
         self._deliveries_due = deliveries_due
         self._outbox_batch = outbox_batch
         self._alert_past_deadlines = alert_past_deadlines
+        self._replies = replies or LoggedReplies()
         self._outbox_lock = asyncio.Lock()
 
     async def handle(self, envelopes: list[Envelope[MentionClassified]]) -> None:
@@ -201,6 +242,56 @@ class CaseRouter:
             return timer.crisis_id
         case = cases.get(timer.case_id) if timer.case_id else None
         return case.crisis_id if case is not None and timer.trigger == "crisis" else None
+
+    async def act(self, case_id: uuid.UUID, action: AgentAction) -> Case:
+        """An agent's action through the decider, in one transaction; the case after it.
+        Raises ActionRefused (no such case, or the action does not apply)."""
+        async with self._db.begin() as conn:
+            found = await repository.case_by_id(conn, self._tenant, case_id)
+            if found is None:
+                raise ActionRefused(f"no case {case_id}", status=404)
+            await repository.lock_keys(
+                conn,
+                repository.CONVERSATION_LOCKS,
+                [f"{self._tenant}|{found.case.conversation_key}"],
+            )
+            case = await repository.case_for_update(conn, self._tenant, case_id)
+            decision = decide(case, ActionInput(action), self._playbook, utcnow())
+            applier = Applier(self._tenant, await repository.subscriptions(conn, self._tenant))
+            applier.apply(decision.case, decision.effects, TraceContext.new())
+            await applier.flush(conn)
+        count_committed(applier, 0, Counter())
+        if applier.deliveries:
+            self._deliveries_due.set()
+        await self.relay_outbox()
+        assert decision.case is not None
+        return decision.case
+
+    async def reply(self, case: Case, action: AgentAction) -> None:
+        """The brand's answer written by an agent: recorded as a reply in the conversation (it
+        stops the response clock like a reply seen on the platform); sending it is the
+        platform adapter's part."""
+        conversation_id = case.conversation_key.split(":", 1)[1]
+        mention = Mention(
+            mention_id=stable_id("agent-reply", str(action.action_id)),
+            channel=case.channel,
+            kind=MentionKind.REPLY,
+            platform_id=f"agent-reply:{action.action_id}",
+            conversation_id=conversation_id,
+            text=action.text or "",
+            author=Author(handle=action.actor),
+            created_at=action.at,
+        )
+        envelope = new_envelope(
+            EventType.MENTION_CLASSIFIED,
+            MentionClassified(mention=mention, classification=None),
+            tenant=self._tenant,
+            subject=case.conversation_key,
+            trace=TraceContext.new(),
+            event_id=stable_id("agent-reply-event", str(action.action_id)),
+        )
+        await self.handle([envelope])
+        await self._replies.send(case, mention)
 
     async def relay_outbox(self) -> int:
         """Publish case events not yet on Kafka, oldest first; safe to call from anywhere.

@@ -781,6 +781,17 @@ async def list_cases(
     return [CaseListing(_case(row), row.sla_state, row.updated_at) for row in result]
 
 
+async def case_for_update(conn: AsyncConnection, tenant: str, case_id: uuid.UUID) -> Case | None:
+    """Lock one case for an agent's action (waiting for a batch or timer holding it)."""
+    result = await conn.execute(
+        select(*CASE_COLUMNS, cases.c.document)
+        .where(and_(cases.c.tenant == tenant, cases.c.case_id == case_id))
+        .with_for_update()
+    )
+    row = result.first()
+    return _case(row) if row else None
+
+
 async def case_by_id(conn: AsyncConnection, tenant: str, case_id: uuid.UUID) -> CaseListing | None:
     result = await conn.execute(
         select(*CASE_COLUMNS, cases.c.document, cases.c.sla_state, cases.c.updated_at).where(

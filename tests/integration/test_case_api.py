@@ -97,3 +97,64 @@ async def test_the_case_api_refuses_clearly(stack: Stack) -> None:
     async with httpx.AsyncClient() as client:
         anonymous = await client.get(f"{stack.url('router')}/v1/cases")
     assert anonymous.status_code == 401
+
+
+async def act(stack: Stack, case_id: str, **body: Any) -> httpx.Response:
+    async with httpx.AsyncClient(headers=ADMIN_AUTH) as client:
+        return await client.post(f"{stack.url('router')}/v1/cases/{case_id}/actions", json=body)
+
+
+async def test_an_agent_claims_answers_resolves_and_reopens_a_case(
+    stack: Stack, receiver: Receiver
+) -> None:
+    conversation = f"case-actions-{uuid.uuid4().hex[:10]}"
+    await post(stack, mention_body(conversation, COMPLAINT))
+    await eventually(
+        lambda: bool(receiver.matching(for_conversation(conversation, "case.created"))),
+        what="case.created",
+    )
+    (created,) = receiver.matching(for_conversation(conversation, "case.created"))
+    case_id = created["data"]["case"]["case_id"]
+
+    claimed = await act(stack, case_id, action="assign", actor="ana")
+    assert claimed.status_code == 200, claimed.text
+    assert claimed.json()["case"]["assignee"] == "ana"
+    noted = await act(stack, case_id, action="note", actor="ana", text="pedir número de pedido")
+    assert noted.status_code == 200
+    answered = await act(
+        stack, case_id, action="reply", actor="ana", text="Hola, te escribimos por privado."
+    )
+    assert answered.status_code == 200, answered.text
+    assert answered.json()["case"]["status"] == "responded"
+    await eventually(
+        lambda: bool(receiver.matching(for_conversation(conversation, "case.responded"))),
+        what="case.responded webhook of the agent's reply",
+    )
+    key = str(uuid.uuid4())
+    async with httpx.AsyncClient(headers={**ADMIN_AUTH, "Idempotency-Key": key}) as client:
+        url = f"{stack.url('router')}/v1/cases/{case_id}/actions"
+        resolved = await client.post(url, json={"action": "resolve", "actor": "ana"})
+        again = await client.post(url, json={"action": "resolve", "actor": "ana"})
+    assert resolved.status_code == 200 and resolved.json()["case"]["status"] == "resolved"
+    assert again.status_code == 409  # already resolved: nothing announced twice
+    assert (await act(stack, case_id, action="assign", actor="luis")).status_code == 409
+    reopened = await act(stack, case_id, action="reopen", actor="ana")
+    assert reopened.json()["case"]["status"] == "open"
+
+    detail = (await get(stack, f"/v1/cases/{case_id}")).json()
+    history = [h["type"] for h in detail["history"]]
+    assert history[0] == "case.created"
+    for expected in ("case.updated", "case.responded", "case.resolved", "case.reopened"):
+        assert expected in history, history
+    notes = [h for h in detail["history"] if h["detail"].get("action", {}).get("kind") == "note"]
+    assert notes and notes[0]["detail"]["action"]["text"] == "pedir número de pedido"
+    assert [e["mention"]["kind"] for e in detail["conversation"]] == ["mention", "reply"]
+
+
+async def test_actions_are_refused_clearly(stack: Stack) -> None:
+    missing = await act(stack, str(uuid.uuid4()), action="resolve")
+    assert missing.status_code == 404
+    incomplete = await act(stack, str(uuid.uuid4()), action="note")
+    assert incomplete.status_code == 422 and "text" in incomplete.text
+    unknown = await act(stack, str(uuid.uuid4()), action="dance")
+    assert unknown.status_code == 422

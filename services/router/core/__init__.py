@@ -1,8 +1,16 @@
 """The router's pure core: the playbook, business calendars and SLA clocks, escalation, and the
 decider that turns a case and an input into the case's next state and a list of effects."""
 
+from services.router.core.actions import ActionRefused
 from services.router.core.calendar import BusinessCalendar
-from services.router.core.cases import Decision, Input, MentionInput, TimerInput, decide
+from services.router.core.cases import (
+    ActionInput,
+    Decision,
+    Input,
+    MentionInput,
+    TimerInput,
+    decide,
+)
 from services.router.core.effects import (
     CancelTimers,
     Effect,
@@ -17,6 +25,8 @@ from services.router.core.effects import (
 from services.router.core.playbook import Playbook
 
 __all__ = [
+    "ActionInput",
+    "ActionRefused",
     "BusinessCalendar",
     "CancelTimers",
     "Decision",

@@ -1,7 +1,7 @@
 """The router's decider: `decide(case, input, playbook, now) -> Decision(case, effects)`.
 
-Inputs are a classified mention (with the crisis of its topic, if one is open) or a fired timer;
-agent actions will be a third. Nothing here does I/O: the handler loads the case, calls `decide`
+Inputs are a classified mention (with the crisis of its topic, if one is open), a fired timer, or
+an agent's action. Nothing here does I/O: the handler loads the case, calls `decide`
 and hands the effects to the applier inside its transaction.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from services.router.core.actions import ActionRefused, act
 from services.router.core.effects import (
     Effect,
     EmitCaseEvent,
@@ -34,6 +35,7 @@ from services.router.core.sla import (
     timer_is_current,
 )
 from shared.events import (
+    AgentAction,
     Case,
     CaseEvent,
     CaseStatus,
@@ -66,7 +68,12 @@ class TimerInput:
     crisis: Crisis | None = None  # for crisis timers and crisis ladder steps
 
 
-Input = MentionInput | TimerInput
+@dataclass(frozen=True)
+class ActionInput:
+    action: AgentAction
+
+
+Input = MentionInput | TimerInput | ActionInput
 
 
 @dataclass
@@ -78,6 +85,10 @@ class Decision:
 def decide(case: Case | None, given: Input, playbook: Playbook, now: datetime) -> Decision:
     if isinstance(given, TimerInput):
         return _timer_fired(case, given, playbook, now)
+    if isinstance(given, ActionInput):
+        if case is None:
+            raise ActionRefused("no such case", status=404)
+        return Decision(*act(case, given.action, playbook))
     item = given.item
     if item.classification is None:
         return _brand_reply(case, given, playbook)

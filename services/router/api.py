@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -178,6 +178,140 @@ async def update_webhook_endpoint(
     if row is None:
         raise Problem(404, "Not Found", f"no webhook endpoint {endpoint_id}")
     return WebhookEndpointOut.from_row(row)
+
+
+class AttemptOut(BaseModel):
+    attempted_at: AwareDatetime
+    status_code: int | None
+    error: str | None
+    latency_ms: int
+    response_excerpt: str | None = Field(description="The first bytes the receiver answered")
+
+
+class DeliveryOut(BaseModel):
+    delivery_id: uuid.UUID = Field(description="Also the `webhook-id` header, on every attempt")
+    event_id: uuid.UUID
+    event_type: str
+    status: Literal["pending", "delivered", "failed"]
+    attempts: list[AttemptOut]
+    created_at: AwareDatetime
+    next_attempt_at: AwareDatetime
+    delivered_at: AwareDatetime | None
+
+
+class Redelivered(BaseModel):
+    redelivered: int = Field(description="Deliveries queued again, each with its webhook-id")
+
+
+class SecretRotation(BaseModel):
+    overlap_hours: float = Field(
+        default=24, ge=0, le=24 * 7, description="How long the old secret keeps signing too"
+    )
+
+
+class RotatedSecret(BaseModel):
+    secret: str = Field(description="The new signing secret: shown once")
+    previous_valid_until: AwareDatetime
+
+
+async def _own_endpoint(db: Database, tenant: str, endpoint_id: uuid.UUID) -> None:
+    async with db.begin() as conn:
+        if not await repository.endpoint_exists(conn, tenant, endpoint_id):
+            raise Problem(404, "Not Found", f"no webhook endpoint {endpoint_id}")
+
+
+@router.get(
+    "/webhook-endpoints/{endpoint_id}/deliveries",
+    response_model=list[DeliveryOut],
+    summary="The endpoint's latest deliveries, each with every attempt",
+)
+async def list_deliveries(
+    endpoint_id: uuid.UUID,
+    settings: Settings,
+    db: DB,
+    delivery_status: Annotated[
+        Literal["pending", "delivered", "failed"] | None, Query(alias="status")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> list[DeliveryOut]:
+    await _own_endpoint(db, settings.tenant, endpoint_id)
+    async with db.begin() as conn:
+        found = await repository.deliveries_of(conn, endpoint_id, delivery_status, limit)
+    return [
+        DeliveryOut(
+            delivery_id=d.delivery_id,
+            event_id=d.event_id,
+            event_type=d.event_type,
+            status=d.status,
+            attempts=[AttemptOut(**vars(a)) for a in attempts],
+            created_at=d.created_at,
+            next_attempt_at=d.next_attempt_at,
+            delivered_at=d.delivered_at,
+        )
+        for d, attempts in found
+    ]
+
+
+@router.post(
+    "/webhook-deliveries/{delivery_id}/redeliver",
+    response_model=Redelivered,
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Deliver one webhook again, with the same webhook-id",
+)
+async def redeliver_one(delivery_id: uuid.UUID, settings: Settings, db: DB) -> Redelivered:
+    async with db.begin() as conn:
+        count = await repository.redeliver(conn, settings.tenant, utcnow(), delivery_id=delivery_id)
+    if count == 0:
+        raise Problem(404, "Not Found", f"no webhook delivery {delivery_id}")
+    return Redelivered(redelivered=count)
+
+
+@router.post(
+    "/webhook-endpoints/{endpoint_id}/redeliver",
+    response_model=Redelivered,
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Deliver again everything made for the endpoint since a time (a replay)",
+)
+async def redeliver_since(
+    endpoint_id: uuid.UUID, since: AwareDatetime, settings: Settings, db: DB
+) -> Redelivered:
+    await _own_endpoint(db, settings.tenant, endpoint_id)
+    async with db.begin() as conn:
+        count = await repository.redeliver(
+            conn, settings.tenant, utcnow(), endpoint_id=endpoint_id, since=since
+        )
+    return Redelivered(redelivered=count)
+
+
+@router.post(
+    "/webhook-endpoints/{endpoint_id}/rotate-secret",
+    response_model=RotatedSecret,
+    summary="A new signing secret; the old one signs beside it until the overlap ends",
+)
+async def rotate_endpoint_secret(
+    endpoint_id: uuid.UUID, body: SecretRotation, settings: Settings, db: DB, cipher: Cipher
+) -> RotatedSecret:
+    secret = new_secret()
+    until = utcnow() + timedelta(hours=body.overlap_hours)
+    async with db.begin() as conn:
+        rotated = await repository.rotate_secret(
+            conn, settings.tenant, endpoint_id, cipher.encrypt(secret.encode()).decode(), until
+        )
+    if not rotated:
+        raise Problem(404, "Not Found", f"no webhook endpoint {endpoint_id}")
+    return RotatedSecret(secret=secret, previous_valid_until=until)
+
+
+@router.delete(
+    "/webhook-endpoints/{endpoint_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Remove an endpoint, its deliveries and their log",
+)
+async def delete_webhook_endpoint(endpoint_id: uuid.UUID, settings: Settings, db: DB) -> None:
+    async with db.begin() as conn:
+        deleted = await repository.delete_endpoint(conn, settings.tenant, endpoint_id)
+    if not deleted:
+        raise Problem(404, "Not Found", f"no webhook endpoint {endpoint_id}")
 
 
 class RouterStats(BaseModel):

@@ -30,9 +30,11 @@ class RouterSettings(ServiceSettings):
     # Deliveries in flight to one endpoint: a slow receiver holds at most this many slots.
     webhook_endpoint_concurrency: int = Field(default=4, ge=1, le=64)
     # Wait before each retry of a failed delivery: quick at first (a receiver restarting), then
-    # widening so an endpoint down for hours is not hammered. After the last, it is failed.
+    # widening so an endpoint down for hours is not hammered; each varies by ±20% (jitter). The
+    # default spans about 28 h. After the last, the delivery is failed (and can be redelivered).
     webhook_retry_delays_seconds: list[float] = Field(
-        default_factory=lambda: [5.0, 30.0, 120.0, 600.0, 1800.0, 3600.0, 10800.0], max_length=20
+        default_factory=lambda: [5.0, 30, 120, 600, 1800, 3600, 7200, 14400, 28800, 43200],
+        max_length=20,
     )
     # Allow http:// endpoints (local stacks and tests only); addresses are a separate check.
     webhook_allow_insecure_urls: bool = False

@@ -35,6 +35,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, array, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import ColumnElement
 
 from services.router.core import Timer
 from services.router.core.sla import sla_state
@@ -116,6 +117,9 @@ webhook_endpoints = Table(
     Column("secret_ciphertext", Text),
     Column("enabled", Boolean, nullable=False, server_default="true"),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # The secret before the last rotation: deliveries carry both signatures until this time.
+    Column("previous_secret_ciphertext", Text),
+    Column("previous_secret_until", DateTime(timezone=True)),
 )
 
 webhook_deliveries = Table(
@@ -139,12 +143,27 @@ webhook_deliveries = Table(
     UniqueConstraint("endpoint_id", "event_id"),
     Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
     # The lease reads each endpoint's oldest due deliveries: one index range per endpoint.
+    Index("ix_webhook_deliveries_endpoint_created", "endpoint_id", "created_at"),
     Index(
         "ix_webhook_deliveries_pending_per_endpoint",
         "endpoint_id",
         "next_attempt_at",
         postgresql_where="status = 'pending'",
     ),
+)
+
+webhook_attempts = Table(
+    "webhook_attempts",
+    metadata,
+    Column("attempt_id", Uuid, primary_key=True),
+    Column("delivery_id", Uuid, nullable=False),
+    Column("attempted_at", DateTime(timezone=True), nullable=False),
+    Column("status_code", Integer),
+    Column("error", Text),
+    Column("latency_ms", Integer, nullable=False),
+    # The first bytes the receiver answered with (for a person reading the log).
+    Column("response_excerpt", Text),
+    Index("ix_webhook_attempts_delivery", "delivery_id", "attempted_at"),
 )
 
 outbox = Table(
@@ -356,6 +375,8 @@ class LeasedDelivery:
     endpoint_id: uuid.UUID
     url: str
     secret_ciphertext: str | None
+    previous_secret_ciphertext: str | None
+    previous_secret_until: datetime | None
     body: bytes
     attempts: int
     lease_token: uuid.UUID
@@ -504,17 +525,35 @@ async def lease_due_deliveries(
         .cte("leased")
     )
     result = await conn.execute(
-        select(leased, webhook_endpoints.c.url, webhook_endpoints.c.secret_ciphertext).join(
-            webhook_endpoints, webhook_endpoints.c.endpoint_id == leased.c.endpoint_id
-        )
+        select(
+            leased,
+            webhook_endpoints.c.url,
+            webhook_endpoints.c.secret_ciphertext,
+            webhook_endpoints.c.previous_secret_ciphertext,
+            webhook_endpoints.c.previous_secret_until,
+        ).join(webhook_endpoints, webhook_endpoints.c.endpoint_id == leased.c.endpoint_id)
     )
     return _typed(result, LeasedDelivery)
 
 
+@dataclass(frozen=True)
+class Attempt:
+    attempted_at: datetime
+    status_code: int | None
+    error: str | None
+    latency_ms: int
+    response_excerpt: str | None
+
+
 async def record_attempt(
-    conn: AsyncConnection, delivery_id: uuid.UUID, lease_token: uuid.UUID, values: dict[str, Any]
+    conn: AsyncConnection,
+    delivery_id: uuid.UUID,
+    lease_token: uuid.UUID,
+    values: dict[str, Any],
+    attempt: Attempt,
 ) -> bool:
-    """Record an attempt's result; False (nothing written) when the lease was taken since."""
+    """Record an attempt's result and log it; False (nothing written) when the lease was taken
+    since."""
     result = await conn.execute(
         update(webhook_deliveries)
         .where(
@@ -526,7 +565,26 @@ async def record_attempt(
         )
         .values(attempts=webhook_deliveries.c.attempts + 1, **values)
     )
-    return result.rowcount == 1
+    if result.rowcount != 1:
+        return False
+    await conn.execute(
+        insert(webhook_attempts).values(
+            attempt_id=uuid.uuid4(), delivery_id=delivery_id, **vars(attempt)
+        )
+    )
+    return True
+
+
+async def disable_endpoint_of(conn: AsyncConnection, delivery_id: uuid.UUID) -> None:
+    """The receiver said 410 Gone: its endpoint gets nothing more until re-enabled."""
+    endpoint = select(webhook_deliveries.c.endpoint_id).where(
+        webhook_deliveries.c.delivery_id == delivery_id
+    )
+    await conn.execute(
+        update(webhook_endpoints)
+        .where(webhook_endpoints.c.endpoint_id == endpoint.scalar_subquery())
+        .values(enabled=False)
+    )
 
 
 async def delivery_counts(conn: AsyncConnection) -> dict[str, int]:
@@ -845,3 +903,127 @@ async def history_of_case(
         .limit(limit)
     )
     return _typed(result, CaseHistoryEntry)
+
+
+@dataclass(frozen=True)
+class DeliveryLog:
+    delivery_id: uuid.UUID
+    event_id: uuid.UUID
+    event_type: str
+    status: str
+    attempts: int
+    created_at: datetime
+    next_attempt_at: datetime
+    delivered_at: datetime | None
+    last_status_code: int | None
+    last_error: str | None
+
+
+async def endpoint_exists(conn: AsyncConnection, tenant: str, endpoint_id: uuid.UUID) -> bool:
+    result = await conn.execute(
+        select(webhook_endpoints.c.endpoint_id).where(
+            and_(
+                webhook_endpoints.c.tenant == tenant, webhook_endpoints.c.endpoint_id == endpoint_id
+            )
+        )
+    )
+    return result.first() is not None
+
+
+async def deliveries_of(
+    conn: AsyncConnection, endpoint_id: uuid.UUID, status: str | None, limit: int
+) -> list[tuple[DeliveryLog, list[Attempt]]]:
+    """An endpoint's latest deliveries, newest first, each with its attempts (oldest first)."""
+    condition: ColumnElement[bool] = webhook_deliveries.c.endpoint_id == endpoint_id
+    if status is not None:
+        condition = and_(condition, webhook_deliveries.c.status == status)
+    result = await conn.execute(
+        select(webhook_deliveries)
+        .where(condition)
+        .order_by(webhook_deliveries.c.created_at.desc(), webhook_deliveries.c.delivery_id)
+        .limit(limit)
+    )
+    deliveries = _typed(result, DeliveryLog)
+    if not deliveries:
+        return []
+    result = await conn.execute(
+        select(webhook_attempts)
+        .where(webhook_attempts.c.delivery_id.in_([d.delivery_id for d in deliveries]))
+        .order_by(webhook_attempts.c.attempted_at)
+    )
+    attempts: dict[uuid.UUID, list[Attempt]] = {}
+    for row in result:
+        attempts.setdefault(row.delivery_id, []).append(_typed([row], Attempt)[0])
+    return [(d, attempts.get(d.delivery_id, [])) for d in deliveries]
+
+
+async def redeliver(
+    conn: AsyncConnection,
+    tenant: str,
+    now: datetime,
+    *,
+    delivery_id: uuid.UUID | None = None,
+    endpoint_id: uuid.UUID | None = None,
+    since: datetime | None = None,
+) -> int:
+    """Deliver again (same `webhook-id`): one delivery, or an endpoint's since a time. How many."""
+    own = select(webhook_endpoints.c.endpoint_id).where(webhook_endpoints.c.tenant == tenant)
+    condition: ColumnElement[bool] = webhook_deliveries.c.endpoint_id.in_(own.scalar_subquery())
+    if delivery_id is not None:
+        condition = and_(condition, webhook_deliveries.c.delivery_id == delivery_id)
+    if endpoint_id is not None:
+        condition = and_(condition, webhook_deliveries.c.endpoint_id == endpoint_id)
+    if since is not None:
+        condition = and_(condition, webhook_deliveries.c.created_at >= since)
+    result = await conn.execute(
+        update(webhook_deliveries)
+        .where(condition)
+        .values(status="pending", next_attempt_at=now, lease_token=None)
+    )
+    return int(result.rowcount)
+
+
+async def delete_endpoint(conn: AsyncConnection, tenant: str, endpoint_id: uuid.UUID) -> bool:
+    """Remove an endpoint with its deliveries and their attempts."""
+    if not await endpoint_exists(conn, tenant, endpoint_id):
+        return False
+    deliveries = select(webhook_deliveries.c.delivery_id).where(
+        webhook_deliveries.c.endpoint_id == endpoint_id
+    )
+    await conn.execute(
+        delete(webhook_attempts).where(
+            webhook_attempts.c.delivery_id.in_(deliveries.scalar_subquery())
+        )
+    )
+    await conn.execute(
+        delete(webhook_deliveries).where(webhook_deliveries.c.endpoint_id == endpoint_id)
+    )
+    await conn.execute(
+        delete(webhook_endpoints).where(webhook_endpoints.c.endpoint_id == endpoint_id)
+    )
+    return True
+
+
+async def rotate_secret(
+    conn: AsyncConnection,
+    tenant: str,
+    endpoint_id: uuid.UUID,
+    ciphertext: str,
+    previous_until: datetime,
+) -> bool:
+    """The new secret signs from now on; the current one keeps signing beside it until
+    `previous_until`."""
+    result = await conn.execute(
+        update(webhook_endpoints)
+        .where(
+            and_(
+                webhook_endpoints.c.tenant == tenant, webhook_endpoints.c.endpoint_id == endpoint_id
+            )
+        )
+        .values(
+            previous_secret_ciphertext=webhook_endpoints.c.secret_ciphertext,
+            previous_secret_until=previous_until,
+            secret_ciphertext=ciphertext,
+        )
+    )
+    return bool(result.rowcount == 1)

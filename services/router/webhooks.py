@@ -12,6 +12,7 @@ import asyncio
 import base64
 import contextlib
 import logging
+import random
 import secrets
 import time
 import uuid
@@ -35,6 +36,10 @@ log = logging.getLogger(__name__)
 IDLE_POLL_SECONDS = 1.0
 # Bytes of a receiver's response read at most (the status is what counts).
 RESPONSE_BODY_CAP = 16_384
+# Bytes of it kept in the delivery log.
+EXCERPT_BYTES = 512
+# Retry delays vary by this share either way.
+JITTER = 0.2
 
 
 def new_secret() -> str:
@@ -81,9 +86,13 @@ class UnreadableSecrets(RuntimeError):
 
 
 def signed_headers(
-    secret: str, delivery_id: str, timestamp: datetime, body: bytes
+    signing: Sequence[str], delivery_id: str, timestamp: datetime, body: bytes
 ) -> dict[str, str]:
-    signature = Webhook(secret).sign(delivery_id, timestamp, body.decode())
+    """Standard Webhooks headers; during a secret rotation, one signature per secret (space
+    separated), so a receiver on either secret verifies."""
+    signature = " ".join(
+        Webhook(secret).sign(delivery_id, timestamp, body.decode()) for secret in signing
+    )
     return {
         "content-type": "application/json",
         "webhook-id": delivery_id,
@@ -180,50 +189,87 @@ class WebhookDispatcher:
         if not task.cancelled() and task.exception() is not None:
             log.error("webhook attempt crashed", exc_info=task.exception())
 
-    async def _post(self, row: repository.LeasedDelivery) -> tuple[int | None, str | None]:
-        """POST one delivery within the total deadline: (status code, error or None)."""
-        unreadable = "signing secret cannot be decrypted with SCS_ROUTER_WEBHOOK_SECRETS_KEY"
-        if row.secret_ciphertext is None:
-            return None, unreadable
+    def _signing_secrets(self, row: repository.LeasedDelivery) -> list[str] | None:
+        """The current secret, and the previous one while its rotation overlap lasts."""
         try:
-            secret = self._cipher.decrypt(row.secret_ciphertext.encode()).decode()
+            if row.secret_ciphertext is None:
+                return None
+            signing = [self._cipher.decrypt(row.secret_ciphertext.encode()).decode()]
+            overlap = row.previous_secret_until is not None and row.previous_secret_until > utcnow()
+            if overlap and row.previous_secret_ciphertext is not None:
+                signing.append(
+                    self._cipher.decrypt(row.previous_secret_ciphertext.encode()).decode()
+                )
         except InvalidToken:
-            return None, unreadable
-        headers = signed_headers(secret, str(row.delivery_id), utcnow(), row.body)
+            return None
+        return signing
+
+    async def _post(self, row: repository.LeasedDelivery) -> tuple[int | None, str | None, str]:
+        """POST one delivery within the total deadline: (status code, error or None, the start
+        of the response)."""
+        signing = self._signing_secrets(row)
+        if signing is None:
+            return (
+                None,
+                "signing secret cannot be decrypted with SCS_ROUTER_WEBHOOK_SECRETS_KEY",
+                "",
+            )
+        headers = signed_headers(signing, str(row.delivery_id), utcnow(), row.body)
         try:
             async with asyncio.timeout(self._timeout):
                 request = self._client.stream("POST", row.url, content=row.body, headers=headers)
                 async with request as response:
-                    await read_capped(response, RESPONSE_BODY_CAP)
+                    head = await read_capped(response, RESPONSE_BODY_CAP)
         except TimeoutError:
-            return None, f"no complete answer within {self._timeout:g} s"
+            return None, f"no complete answer within {self._timeout:g} s", ""
         except httpx.HTTPError as exc:
-            return None, f"{type(exc).__name__}: {exc}"[:1000]
+            return None, f"{type(exc).__name__}: {exc}"[:1000], ""
+        excerpt = head[:EXCERPT_BYTES].decode("utf-8", "replace")
         if 300 <= response.status_code < 400:
-            return response.status_code, f"HTTP {response.status_code}: redirects are not followed"
+            return (
+                response.status_code,
+                f"HTTP {response.status_code}: redirects are not followed",
+                excerpt,
+            )
         if not 200 <= response.status_code < 300:
-            return response.status_code, f"HTTP {response.status_code}"
-        return response.status_code, None
+            return response.status_code, f"HTTP {response.status_code}", excerpt
+        return response.status_code, None, excerpt
 
     async def _attempt(self, row: repository.LeasedDelivery) -> None:
+        attempted_at = utcnow()
         started = time.perf_counter()
-        status_code, error = await self._post(row)
-        WEBHOOK_SECONDS.observe(time.perf_counter() - started)
+        status_code, error, excerpt = await self._post(row)
+        elapsed = time.perf_counter() - started
+        WEBHOOK_SECONDS.observe(elapsed)
         attempts = row.attempts + 1
         values: dict[str, Any] = {"last_status_code": status_code, "last_error": error}
+        gone = status_code == 410
         if error is None:
             outcome = "delivered"
             values |= {"status": "delivered", "delivered_at": utcnow()}
-        elif attempts > len(self._retry_delays):
+        elif gone or attempts > len(self._retry_delays):
             outcome = "failed"
             values |= {"status": "failed"}
         else:
             outcome = "retry"
-            values |= {"next_attempt_at": utcnow() + self._retry_delays[attempts - 1]}
+            # Jittered, so receivers that failed together are not retried together.
+            delay = self._retry_delays[attempts - 1] * random.uniform(1 - JITTER, 1 + JITTER)
+            values |= {"next_attempt_at": utcnow() + delay}
+        attempt = repository.Attempt(
+            attempted_at=attempted_at,
+            status_code=status_code,
+            error=error,
+            latency_ms=round(elapsed * 1000),
+            response_excerpt=excerpt or None,
+        )
         async with self._db.begin() as conn:
             recorded = await repository.record_attempt(
-                conn, row.delivery_id, row.lease_token, values
+                conn, row.delivery_id, row.lease_token, values, attempt
             )
+            if recorded and gone:
+                # 410 Gone: the receiver says this endpoint is no more.
+                await repository.disable_endpoint_of(conn, row.delivery_id)
+                log.warning("webhook endpoint answered 410: disabled", extra={"url": row.url})
         if not recorded:
             log.warning(
                 "webhook attempt outlived its lease; result discarded",
@@ -240,12 +286,14 @@ class WebhookDispatcher:
             )
 
 
-async def read_capped(response: httpx.Response, cap: int) -> int:
+async def read_capped(response: httpx.Response, cap: int) -> bytes:
     """Read at most about `cap` bytes of the body and stop: receivers owe us a status, not a
-    body, and a huge one must not sit in memory. Returns the bytes read."""
+    body, and a huge one must not sit in memory. Returns what was read."""
+    chunks: list[bytes] = []
     read = 0
     async for chunk in response.aiter_raw():
+        chunks.append(chunk)
         read += len(chunk)
         if read >= cap:
             break
-    return read
+    return b"".join(chunks)[:cap]

@@ -127,10 +127,14 @@ async def test_an_attempt_whose_lease_was_retaken_cannot_overwrite_the_newer_res
     assert again.delivery_id == row.delivery_id and second != first
     delivered = {"status": "delivered", "delivered_at": utcnow(), "last_status_code": 204}
     async with engine.begin() as conn:
-        assert await repository.record_attempt(conn, row.delivery_id, second, delivered)
+        assert await repository.record_attempt(
+            conn, row.delivery_id, second, delivered, attempt(204)
+        )
     late_failure = {"next_attempt_at": utcnow(), "last_status_code": 503, "last_error": "late"}
     async with engine.begin() as conn:
-        assert not await repository.record_attempt(conn, row.delivery_id, first, late_failure)
+        assert not await repository.record_attempt(
+            conn, row.delivery_id, first, late_failure, attempt(503)
+        )
     async with engine.connect() as conn:
         stored = (
             await conn.execute(
@@ -160,6 +164,16 @@ async def test_one_endpoint_gets_a_bounded_share_and_disabled_ones_none(
     assert taken.count(busy) == 3 and taken.count(quiet) == 1 and disabled not in taken
     _, rows = await lease(engine, in_flight={busy: 4})
     assert rows == []  # busy is saturated, quiet has nothing left, disabled is never leased
+
+
+def attempt(status_code: int) -> repository.Attempt:
+    return repository.Attempt(
+        attempted_at=utcnow(),
+        status_code=status_code,
+        error=None if status_code < 300 else f"HTTP {status_code}",
+        latency_ms=5,
+        response_excerpt=None,
+    )
 
 
 async def new_test_topic(stack: Stack) -> str:

@@ -36,9 +36,7 @@ def upgrade() -> None:
         sa.Column("detail", postgresql.JSONB(), nullable=False),
         sa.PrimaryKeyConstraint("event_id", name=op.f("pk_router_case_events")),
     )
-    op.create_index(
-        "ix_router_case_events_case", "router_case_events", ["case_id", "occurred_at"]
-    )
+    op.create_index("ix_router_case_events_case", "router_case_events", ["case_id", "occurred_at"])
 
 
 def downgrade() -> None:

@@ -76,6 +76,7 @@ async def test_a_batch_whose_commit_fails_is_counted_once_when_it_succeeds(
         "add_mentions",
         "add_timers",
         "add_outbox",
+        "add_case_events",
         "enqueue_deliveries",
     ):
         monkeypatch.setattr(repository, name, done)

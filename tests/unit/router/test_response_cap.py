@@ -31,5 +31,5 @@ async def test_a_huge_response_is_read_only_up_to_the_cap() -> None:
         client.stream("POST", "https://hooks.example.com/x") as response,
     ):
         read = await read_capped(response, RESPONSE_BODY_CAP)
-    assert read < RESPONSE_BODY_CAP + CHUNK
+    assert len(read) <= RESPONSE_BODY_CAP
     assert body.chunks_read == 1

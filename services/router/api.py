@@ -96,6 +96,12 @@ async def vet_webhook_url(url: AnyHttpUrl, settings: RouterSettings) -> None:
 class WebhookEndpointIn(BaseModel):
     url: AnyHttpUrl
     events: list[str] = Field(min_length=1, description=f"Any of {WEBHOOK_EVENT_TYPES}")
+    queues: list[Annotated[str, Field(min_length=1, max_length=64)]] | None = Field(
+        default=None, max_length=100, description="Only cases of these queues (default: all)"
+    )
+    priorities: list[Priority] | None = Field(
+        default=None, description="Only cases of these priorities (default: all)"
+    )
 
     @field_validator("events")
     @classmethod
@@ -110,11 +116,20 @@ class WebhookEndpointOut(BaseModel):
     id: uuid.UUID
     url: str
     events: list[str]
+    queues: list[str] | None = None
+    priorities: list[Priority] | None = None
     enabled: bool = Field(description="Disabled endpoints get no new deliveries nor attempts")
 
     @classmethod
     def from_row(cls, row: repository.Endpoint) -> WebhookEndpointOut:
-        return cls(id=row.endpoint_id, url=row.url, events=row.event_types, enabled=row.enabled)
+        return cls(
+            id=row.endpoint_id,
+            url=row.url,
+            events=row.event_types,
+            queues=row.queues,
+            priorities=[Priority(p) for p in row.priorities] if row.priorities else None,
+            enabled=row.enabled,
+        )
 
 
 class WebhookEndpointPatch(BaseModel):
@@ -136,7 +151,13 @@ async def create_webhook_endpoint(
 ) -> WebhookEndpointCreated:
     await vet_webhook_url(body.url, settings)
     created = WebhookEndpointCreated(
-        id=uuid.uuid4(), url=str(body.url), events=body.events, enabled=True, secret=new_secret()
+        id=uuid.uuid4(),
+        url=str(body.url),
+        events=body.events,
+        queues=sorted(set(body.queues)) if body.queues is not None else None,
+        priorities=sorted(set(body.priorities)) if body.priorities is not None else None,
+        enabled=True,
+        secret=new_secret(),
     )
     async with db.begin() as conn:
         await repository.add_endpoint(
@@ -146,6 +167,8 @@ async def create_webhook_endpoint(
                 "tenant": settings.tenant,
                 "url": created.url,
                 "event_types": created.events,
+                "queues": created.queues,
+                "priorities": [p.value for p in created.priorities] if created.priorities else None,
                 "secret_ciphertext": cipher.encrypt(created.secret.encode()).decode(),
             },
         )
@@ -300,6 +323,44 @@ async def rotate_endpoint_secret(
     if not rotated:
         raise Problem(404, "Not Found", f"no webhook endpoint {endpoint_id}")
     return RotatedSecret(secret=secret, previous_valid_until=until)
+
+
+class TestFired(BaseModel):
+    delivery_id: uuid.UUID = Field(description="Its webhook-id; see it in the delivery log")
+
+
+@router.post(
+    "/webhook-endpoints/{endpoint_id}/test",
+    response_model=TestFired,
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Send the endpoint a signed `webhook.test` event (attempted while it is enabled)",
+)
+async def test_fire(endpoint_id: uuid.UUID, settings: Settings, db: DB) -> TestFired:
+    await _own_endpoint(db, settings.tenant, endpoint_id)
+    delivery_id, event_id, now = uuid.uuid4(), uuid.uuid4(), utcnow()
+    body = orjson.dumps(
+        {
+            "type": "webhook.test",
+            "timestamp": now.isoformat(),
+            "data": {"endpoint_id": str(endpoint_id), "event_id": str(event_id)},
+        }
+    )
+    async with db.begin() as conn:
+        await repository.enqueue_deliveries(
+            conn,
+            [
+                {
+                    "delivery_id": delivery_id,
+                    "endpoint_id": endpoint_id,
+                    "event_id": event_id,
+                    "event_type": "webhook.test",
+                    "body": body,
+                    "status": "pending",
+                    "next_attempt_at": now,
+                }
+            ],
+        )
+    return TestFired(delivery_id=delivery_id)
 
 
 @router.delete(

@@ -170,8 +170,13 @@ class Applier:
             {"event_id": event.id, "topic": topic, "key": key.encode(), "value": event.to_bytes()}
         )
         body = webhook_body(event)
+        queue, priority = (
+            (payload.case.queue, payload.case.priority.value)
+            if isinstance(payload, CaseEvent)
+            else (None, None)
+        )
         for endpoint in self.endpoints:
-            if event.type.value in endpoint.event_types:
+            if endpoint.wants(event.type.value, queue, priority):
                 self.deliveries.append(
                     {
                         "delivery_id": stable_id(

@@ -117,6 +117,9 @@ webhook_endpoints = Table(
     Column("secret_ciphertext", Text),
     Column("enabled", Boolean, nullable=False, server_default="true"),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # Only cases of these queues / priorities (NULL: all); crisis events ignore them.
+    Column("queues", ARRAY(String(64))),
+    Column("priorities", ARRAY(String(2))),
     # The secret before the last rotation: deliveries carry both signatures until this time.
     Column("previous_secret_ciphertext", Text),
     Column("previous_secret_until", DateTime(timezone=True)),
@@ -358,6 +361,8 @@ class Endpoint:
     url: str
     event_types: list[str]
     enabled: bool
+    queues: list[str] | None
+    priorities: list[str] | None
 
 
 @dataclass(frozen=True)
@@ -402,19 +407,42 @@ def _typed(result: Any, row_type: type[RowT]) -> list[RowT]:
 
 @dataclass(frozen=True)
 class Subscription:
-    """An enabled endpoint and the event types it asked for: what fan-out needs."""
+    """An enabled endpoint and what it asked for: what fan-out needs."""
 
     endpoint_id: uuid.UUID
     event_types: frozenset[str]
+    queues: frozenset[str] | None = None
+    priorities: frozenset[str] | None = None
+
+    def wants(self, event_type: str, queue: str | None, priority: str | None) -> bool:
+        """Its event types, and for case events its queues and priorities (if it named any)."""
+        return (
+            event_type in self.event_types
+            and (queue is None or self.queues is None or queue in self.queues)
+            and (priority is None or self.priorities is None or priority in self.priorities)
+        )
 
 
 async def subscriptions(conn: AsyncConnection, tenant: str) -> list[Subscription]:
     result = await conn.execute(
-        select(webhook_endpoints.c.endpoint_id, webhook_endpoints.c.event_types)
+        select(
+            webhook_endpoints.c.endpoint_id,
+            webhook_endpoints.c.event_types,
+            webhook_endpoints.c.queues,
+            webhook_endpoints.c.priorities,
+        )
         .where(and_(webhook_endpoints.c.tenant == tenant, webhook_endpoints.c.enabled.is_(True)))
         .order_by(webhook_endpoints.c.created_at)
     )
-    return [Subscription(row[0], frozenset(row[1])) for row in result]
+    return [
+        Subscription(
+            row.endpoint_id,
+            frozenset(row.event_types),
+            frozenset(row.queues) if row.queues is not None else None,
+            frozenset(row.priorities) if row.priorities is not None else None,
+        )
+        for row in result
+    ]
 
 
 async def add_endpoint(conn: AsyncConnection, row: dict[str, Any]) -> None:

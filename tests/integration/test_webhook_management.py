@@ -147,3 +147,37 @@ async def test_during_a_rotation_both_secrets_verify_and_deletion_removes_the_en
     assert (
         await call(stack, "DELETE", f"/v1/webhook-endpoints/{endpoint['id']}")
     ).status_code == 404
+
+
+async def test_an_endpoint_gets_only_the_queues_it_asked_for_and_can_be_test_fired(
+    stack: Stack,
+) -> None:
+    spain, mexico = ScriptedReceiver(), ScriptedReceiver()
+    async with serving(spain.app) as spain_url, serving(mexico.app) as mexico_url:
+        endpoints = {}
+        for name, url in (("care-es", spain_url), ("care-mx", mexico_url)):
+            response = await call(
+                stack,
+                "POST",
+                "/v1/webhook-endpoints",
+                json={"url": url, "events": ["case.created"], "queues": [name]},
+            )
+            assert response.status_code == 201, response.text
+            assert response.json()["queues"] == [name]
+            endpoints[name] = response.json()
+        await post_mention(stack, f"filters-{uuid.uuid4().hex}")  # Spanish, no country: care-es
+        await eventually(lambda: len(spain.received) == 1, what="the care-es desktop's webhook")
+        mexican_log = await call(
+            stack, "GET", f"/v1/webhook-endpoints/{endpoints['care-mx']['id']}/deliveries"
+        )
+        assert mexican_log.json() == []  # enqueued in the same transaction: none was made
+
+        fired = await call(
+            stack, "POST", f"/v1/webhook-endpoints/{endpoints['care-mx']['id']}/test"
+        )
+        assert fired.status_code == 202
+        await eventually(lambda: len(mexico.received) == 1, what="the test event")
+    headers, body = mexico.received[0]
+    assert headers["webhook-id"] == fired.json()["delivery_id"]
+    event = Webhook(endpoints["care-mx"]["secret"]).verify(body, headers)
+    assert event["type"] == "webhook.test"

@@ -376,6 +376,8 @@ class Case(BaseModel):
     escalation_level: int = Field(default=0, ge=0)
     escalated_to: list[str] = Field(default_factory=list)
     crisis_id: uuid.UUID | None = None
+    # Number of the case's latest event: a desktop orders a case's webhooks by it and sees a gap.
+    sequence: int = Field(default=0, ge=0)
 
     def clock(self, kind: ClockKind) -> SlaClock | None:
         return next((c for c in self.clocks if c.kind is kind), None)

@@ -72,6 +72,7 @@ class Applier:
     timers: dict[uuid.UUID, Timer] = field(default_factory=dict)
     cancels: list[CancelTimers] = field(default_factory=list)
     history: list[dict[str, Any]] = field(default_factory=list)
+    _sequences: dict[uuid.UUID, int] = field(default_factory=dict)
     # (event type, priority, queue) of each case event, counted once the batch commits.
     case_events: Counter[tuple[str, str, str]] = field(default_factory=Counter)
 
@@ -84,8 +85,13 @@ class Applier:
         source_event_id: uuid.UUID | None = None,
     ) -> None:
         if case is not None:
+            numbered = self._sequences.get(case.case_id)
+            if numbered is not None and numbered > case.sequence:
+                case = case.model_copy(update={"sequence": numbered})
             self.cases[case.case_id] = case
         for effect in effects:
+            if isinstance(effect, EmitCaseEvent):
+                effect = self._numbered(effect)
             match effect:
                 case RecordMention(item=item, case_id=case_id, routing=routing):
                     self.mentions.append(
@@ -147,6 +153,19 @@ class Applier:
                             del self.timers[timer_id]
                 case SaveCrisis(crisis=crisis):
                     self.crises[crisis.crisis_id] = crisis
+
+    def _numbered(self, effect: EmitCaseEvent) -> EmitCaseEvent:
+        """The event with the case's next sequence number, which the stored case keeps."""
+        case = effect.payload.case
+        sequence = self._sequences.get(case.case_id, case.sequence) + 1
+        self._sequences[case.case_id] = sequence
+        stored = self.cases.get(case.case_id)
+        if stored is not None:
+            self.cases[case.case_id] = stored.model_copy(update={"sequence": sequence})
+        payload = effect.payload.model_copy(
+            update={"case": case.model_copy(update={"sequence": sequence})}
+        )
+        return EmitCaseEvent(effect.event_type, payload, effect.cause)
 
     def _emit(
         self,

@@ -6,6 +6,8 @@ import uuid
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+import orjson
+
 from services.router.applier import Applier
 from services.router.core import EmitCaseEvent, MentionInput, decide
 from services.router.repository import Subscription
@@ -45,3 +47,23 @@ def test_two_cases_escalated_by_the_same_step_at_the_same_deadline_are_two_event
         )
     assert len({row["event_id"] for row in applier.outbox}) == 2
     assert len({row["delivery_id"] for row in applier.deliveries}) == 2
+
+
+def test_a_cases_events_are_numbered_in_order_across_decisions_and_the_case_keeps_the_last() -> (
+    None
+):
+    playbook = sample_playbook()
+    opened = decide(None, MentionInput(classified(SATURDAY_NIGHT), "t"), playbook, SATURDAY_NIGHT)
+    applier = Applier(
+        "t", [Subscription(uuid.uuid4(), frozenset({"case.created", "case.updated"}))]
+    )
+    applier.apply(opened.case, opened.effects, TraceContext.new())
+    assert opened.case is not None
+    later = SATURDAY_NIGHT.replace(minute=30)
+    again = decide(
+        opened.case, MentionInput(classified(later, platform_id="2"), "t"), playbook, later
+    )
+    applier.apply(again.case, again.effects, TraceContext.new())
+    sequences = [orjson.loads(row["value"])["data"]["case"]["sequence"] for row in applier.outbox]
+    assert sequences == [1, 2]
+    assert applier.cases[opened.case.case_id].sequence == 2

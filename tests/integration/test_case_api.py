@@ -3,13 +3,24 @@ with its conversation, routing traces, clocks and event history."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import subprocess
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 
-from tests.integration.conftest import ADMIN_AUTH, INGEST_AUTH, Receiver, Stack, eventually
+from tests.integration.conftest import (
+    ADMIN_AUTH,
+    ADMIN_KEY,
+    INGEST_AUTH,
+    SCS,
+    Receiver,
+    Stack,
+    eventually,
+)
 from tests.integration.test_pipeline import for_conversation, mention_body
 
 COMPLAINT = (
@@ -158,3 +169,40 @@ async def test_actions_are_refused_clearly(stack: Stack) -> None:
     assert incomplete.status_code == 422 and "text" in incomplete.text
     unknown = await act(stack, str(uuid.uuid4()), action="dance")
     assert unknown.status_code == 422
+
+
+async def scs(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
+    return await asyncio.to_thread(
+        subprocess.run,
+        [str(SCS), *args],
+        env={**os.environ, "SCS_ROUTER_URL": stack.url("router"), "SCS_ADMIN_API_KEY": ADMIN_KEY},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+async def test_operators_list_show_and_act_on_cases_from_the_command_line(
+    stack: Stack, receiver: Receiver
+) -> None:
+    conversation = f"case-cli-{uuid.uuid4().hex[:10]}"
+    await post(stack, mention_body(conversation, COMPLAINT))
+    await eventually(
+        lambda: bool(receiver.matching(for_conversation(conversation, "case.created"))),
+        what="case.created",
+    )
+    (created,) = receiver.matching(for_conversation(conversation, "case.created"))
+    case_id = created["data"]["case"]["case_id"]
+    listed = await scs(stack, "cases", "list", "--limit", "200")
+    assert listed.returncode == 0, listed.stderr
+    assert case_id in listed.stdout
+    claimed = await scs(stack, "cases", "act", case_id, "assign", "--actor", "ana")
+    assert claimed.returncode == 0, claimed.stderr
+    assert '"assignee": "ana"' in claimed.stdout
+    shown = await scs(stack, "cases", "show", case_id)
+    assert shown.returncode == 0 and f"x:{conversation}" in shown.stdout
+    refused = await scs(stack, "cases", "act", case_id, "escalate", "--target", "the-ceo")
+    assert refused.returncode == 1 and "unknown escalation target" in refused.stderr
+    endpoints = await scs(stack, "webhooks", "list")
+    assert endpoints.returncode == 0 and receiver.url in endpoints.stdout

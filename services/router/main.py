@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from fastapi import FastAPI
 
-from services.router import api
+from services.router import api, webhook_docs
 from services.router.config import RouterSettings
 from services.router.handlers import TIMER_BATCH, CaseRouter
 from services.router.webhooks import WebhookDispatcher, encrypt_stored_secrets
@@ -81,12 +81,14 @@ class RouterService(Service[RouterSettings]):
 
 def create_app(settings: RouterSettings | None = None) -> FastAPI:
     settings = settings or load_settings(RouterSettings)
-    return create_service_app(
+    app = create_service_app(
         RouterService(settings),
         [api.router],
         title="SCS Router — router",
         description="Threads classified mentions into cases and delivers signed webhooks.",
     )
+    app.webhooks.include_router(webhook_docs.webhooks)
+    return app
 
 
 def run() -> None:

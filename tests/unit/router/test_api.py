@@ -69,3 +69,24 @@ def test_webhook_urls_inside_the_network_are_refused_naming_why(
     assert response.headers["content-type"] == "application/problem+json"
     assert problem["errors"][0]["field"] == "url"
     assert reason in problem["errors"][0]["message"] and reason in problem["detail"]
+
+
+def test_every_v1_route_refuses_a_request_without_the_key(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    routes = [(m, p) for p, item in paths.items() if p.startswith("/v1") for m in item]
+    assert len(routes) >= 12
+    for method, path in routes:
+        concrete = path.replace("{case_id}", "c").replace("{endpoint_id}", "e")
+        concrete = concrete.replace("{delivery_id}", "d")
+        assert client.request(method, concrete).status_code == 401, (method, path)
+
+
+def test_the_openapi_document_describes_every_webhook_a_desktop_can_register(
+    client: TestClient,
+) -> None:
+    from services.router.api import WEBHOOK_EVENT_TYPES
+
+    webhooks = client.get("/openapi.json").json()["webhooks"]
+    assert sorted(webhooks) == WEBHOOK_EVENT_TYPES
+    created = webhooks["case.created"]["post"]["requestBody"]["content"]["application/json"]
+    assert created["schema"]["$ref"].endswith("Webhook_case_created")

@@ -119,6 +119,10 @@ class WebhookEndpointOut(BaseModel):
     queues: list[str] | None = None
     priorities: list[Priority] | None = None
     enabled: bool = Field(description="Disabled endpoints get no new deliveries nor attempts")
+    consecutive_failures: int = 0
+    paused_until: AwareDatetime | None = Field(
+        default=None, description="Circuit open: no attempt before this time"
+    )
 
     @classmethod
     def from_row(cls, row: repository.Endpoint) -> WebhookEndpointOut:
@@ -129,6 +133,8 @@ class WebhookEndpointOut(BaseModel):
             queues=row.queues,
             priorities=[Priority(p) for p in row.priorities] if row.priorities else None,
             enabled=row.enabled,
+            consecutive_failures=row.consecutive_failures,
+            paused_until=row.paused_until,
         )
 
 

@@ -26,8 +26,10 @@ from sqlalchemy import (
     UniqueConstraint,
     Uuid,
     and_,
+    case,
     delete,
     func,
+    or_,
     select,
     true,
     tuple_,
@@ -120,6 +122,9 @@ webhook_endpoints = Table(
     # Only cases of these queues / priorities (NULL: all); crisis events ignore them.
     Column("queues", ARRAY(String(64))),
     Column("priorities", ARRAY(String(2))),
+    # Circuit breaker: failures in a row, and while open, no attempt before this time.
+    Column("consecutive_failures", Integer, nullable=False, server_default="0"),
+    Column("paused_until", DateTime(timezone=True)),
     # The secret before the last rotation: deliveries carry both signatures until this time.
     Column("previous_secret_ciphertext", Text),
     Column("previous_secret_until", DateTime(timezone=True)),
@@ -363,6 +368,8 @@ class Endpoint:
     enabled: bool
     queues: list[str] | None
     priorities: list[str] | None
+    consecutive_failures: int
+    paused_until: datetime | None
 
 
 @dataclass(frozen=True)
@@ -532,6 +539,10 @@ async def lease_due_deliveries(
             and_(
                 webhook_endpoints.c.enabled.is_(True),
                 webhook_endpoints.c.endpoint_id.not_in(saturated),
+                or_(
+                    webhook_endpoints.c.paused_until.is_(None),
+                    webhook_endpoints.c.paused_until <= now,
+                ),
             )
         )
         .order_by(due.c.next_attempt_at)
@@ -600,7 +611,48 @@ async def record_attempt(
             attempt_id=uuid.uuid4(), delivery_id=delivery_id, **vars(attempt)
         )
     )
+    await _trip_or_close_circuit(conn, delivery_id, attempt)
     return True
+
+
+# A circuit opens after this many failures in a row, for a cool-off that doubles with each
+# further failure, from CIRCUIT_COOL_OFF_SECONDS up to an hour.
+CIRCUIT_FAILURES = 5
+CIRCUIT_COOL_OFF_SECONDS = 30
+CIRCUIT_MAX_COOL_OFF_SECONDS = 3600
+
+
+async def _trip_or_close_circuit(
+    conn: AsyncConnection, delivery_id: uuid.UUID, attempt: Attempt
+) -> None:
+    endpoint = select(webhook_deliveries.c.endpoint_id).where(
+        webhook_deliveries.c.delivery_id == delivery_id
+    )
+    this = webhook_endpoints.c.endpoint_id == endpoint.scalar_subquery()
+    if attempt.error is None:
+        await conn.execute(
+            update(webhook_endpoints).where(this).values(consecutive_failures=0, paused_until=None)
+        )
+        return
+    failures = webhook_endpoints.c.consecutive_failures + 1
+    excess = func.greatest(failures - CIRCUIT_FAILURES, 0)
+    cool_off = func.least(
+        CIRCUIT_COOL_OFF_SECONDS * func.power(2, excess), CIRCUIT_MAX_COOL_OFF_SECONDS
+    )
+    await conn.execute(
+        update(webhook_endpoints)
+        .where(this)
+        .values(
+            consecutive_failures=failures,
+            paused_until=case(
+                (
+                    failures >= CIRCUIT_FAILURES,
+                    attempt.attempted_at + func.make_interval(0, 0, 0, 0, 0, 0, cool_off),
+                ),
+                else_=webhook_endpoints.c.paused_until,
+            ),
+        )
+    )
 
 
 async def disable_endpoint_of(conn: AsyncConnection, delivery_id: uuid.UUID) -> None:

@@ -4,6 +4,7 @@ both signatures during the overlap, and deletion."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -181,3 +182,28 @@ async def test_an_endpoint_gets_only_the_queues_it_asked_for_and_can_be_test_fir
     assert headers["webhook-id"] == fired.json()["delivery_id"]
     event = Webhook(endpoints["care-mx"]["secret"]).verify(body, headers)
     assert event["type"] == "webhook.test"
+
+
+async def test_an_endpoint_that_keeps_failing_is_left_alone_for_a_while(stack: Stack) -> None:
+    receiver = ScriptedReceiver(*([503] * 100))
+    async with serving(receiver.app) as url:
+        endpoint = await register(stack, url)
+        # The test stack retries 3 times, 0.5 s apart: two deliveries make 8 failures in a row.
+        for _ in range(2):
+            await post_mention(stack, f"breaker-{uuid.uuid4().hex}")
+
+        async def opened() -> bool:
+            listed = (await call(stack, "GET", "/v1/webhook-endpoints")).json()
+            mine = next(e for e in listed if e["id"] == endpoint["id"])
+            return bool(mine["paused_until"]) and mine["consecutive_failures"] >= 5
+
+        await eventually(opened, what="the circuit open")
+        attempts_when_opened = sum(receiver.seen.values())
+        await post_mention(stack, f"breaker-{uuid.uuid4().hex}")
+        await asyncio.sleep(3)  # well inside the 30 s cool-off
+        log = (
+            await call(stack, "GET", f"/v1/webhook-endpoints/{endpoint['id']}/deliveries")
+        ).json()
+    waiting = [d for d in log if d["status"] == "pending" and not d["attempts"]]
+    assert waiting, "the new delivery waits, unattempted, while the circuit is open"
+    assert sum(receiver.seen.values()) <= attempts_when_opened + 4  # in flight when it opened

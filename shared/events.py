@@ -427,6 +427,39 @@ class ActionKind(StrEnum):
     REPLY = "reply"  # the brand's answer, sent through the platform adapter
     RESOLVE = "resolve"
     REOPEN = "reopen"
+    HANDOFF = "handoff"  # to another channel or team, with the whole context
+    HANDOFF_OUTCOME = "handoff_outcome"  # the target reports back: resolved, or returned
+
+
+class HandoffTarget(StrEnum):
+    PRIVATE_MESSAGE = "private_message"  # the same platform's DMs: still the social channel
+    PHONE = "phone"
+    EMAIL = "email"
+    STORE = "store"
+    LEGAL = "legal"
+    MARKETING = "marketing"
+    QUEUE = "queue"  # another queue of the playbook (`queue` names it)
+
+
+class HandoffPackage(BaseModel):
+    """Everything the next hop needs so the customer never repeats themselves."""
+
+    target: HandoffTarget
+    queue: str | None = None
+    reason: str
+    customer: dict[str, Any] = Field(description="Handle, name, followers, verified, history")
+    conversation: list[dict[str, Any]] = Field(
+        description="Every mention of the conversation (and its linked threads), oldest first, "
+        "with its classification (and reasons) and routing"
+    )
+    notes: list[str] = Field(description="The agents' internal notes")
+    clocks: list[SlaClock]
+    suggested_next_step: str
+
+
+class Handoff(BaseModel):
+    package: HandoffPackage | None = None
+    outcome: Literal["resolved", "returned"] | None = None
 
 
 class AgentAction(BaseModel):
@@ -440,6 +473,7 @@ class AgentAction(BaseModel):
     priority: Priority | None = None
     target: str | None = Field(default=None, max_length=64)
     text: str | None = Field(default=None, max_length=MAX_TEXT_CHARS)
+    outcome: Literal["resolved", "returned"] | None = None
 
 
 class CaseEvent(BaseModel):
@@ -454,6 +488,7 @@ class CaseEvent(BaseModel):
     sla: SlaAlert | None = None
     escalation: Escalation | None = None
     action: AgentAction | None = None
+    handoff: Handoff | None = None
 
 
 class Crisis(BaseModel):
@@ -482,6 +517,7 @@ class EventType(StrEnum):
     CASE_ESCALATED = "case.escalated"
     CASE_RESOLVED = "case.resolved"
     CASE_REOPENED = "case.reopened"
+    CASE_HANDOFF = "case.handoff"
     SLA_WARNING = "sla.warning"
     SLA_BREACHED = "sla.breached"
     CRISIS_OPENED = "crisis.opened"
@@ -496,6 +532,7 @@ CASE_EVENT_TYPES = frozenset(
         EventType.CASE_ESCALATED,
         EventType.CASE_RESOLVED,
         EventType.CASE_REOPENED,
+        EventType.CASE_HANDOFF,
         EventType.SLA_WARNING,
         EventType.SLA_BREACHED,
     }

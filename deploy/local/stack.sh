@@ -128,7 +128,7 @@ register_demo_endpoint() {
   local secret_file="$STATE_DIR/run/webhook-secret"
   curl -sf -X POST "http://127.0.0.1:8003/v1/webhook-endpoints" \
     -H "Authorization: Bearer $SCS_ADMIN_API_KEY" -H 'content-type: application/json' \
-    -d "{\"url\": \"http://127.0.0.1:$RECEIVER_PORT/webhooks\", \"events\": [\"case.created\", \"case.updated\", \"case.responded\", \"case.escalated\", \"case.resolved\", \"case.reopened\", \"sla.warning\", \"sla.breached\", \"crisis.opened\", \"crisis.closed\"]}" \
+    -d "{\"url\": \"http://127.0.0.1:$RECEIVER_PORT/webhooks\", \"events\": [\"case.created\", \"case.updated\", \"case.responded\", \"case.escalated\", \"case.resolved\", \"case.reopened\", \"case.handoff\", \"sla.warning\", \"sla.breached\", \"crisis.opened\", \"crisis.closed\"]}" \
     | (umask 077 && "$VENV_DIR/bin/python" -c 'import json,sys; print(json.load(sys.stdin)["secret"])' > "$secret_file")
   echo "$secret_file"
 }

@@ -546,7 +546,17 @@ class CaseActionIn(BaseModel):
     actor: str = Field(default="admin", min_length=1, max_length=128)
     assignee: str | None = Field(default=None, min_length=1, max_length=128)
     priority: Priority | None = None
-    target: str | None = Field(default=None, min_length=1, max_length=64)
+    target: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="escalate: an escalation target; handoff: private_message, phone, email, "
+        "store, legal, marketing or queue",
+    )
+    queue: str | None = Field(default=None, min_length=1, max_length=64, description="handoff")
+    outcome: Literal["resolved", "returned"] | None = Field(
+        default=None, description="handoff_outcome: what the target reports"
+    )
     text: str | None = Field(default=None, min_length=1, max_length=MAX_TEXT_CHARS)
 
     @model_validator(mode="after")
@@ -556,6 +566,8 @@ class CaseActionIn(BaseModel):
             ActionKind.REPLY: "text",
             ActionKind.PRIORITY: "priority",
             ActionKind.ESCALATE: "target",
+            ActionKind.HANDOFF: "target",
+            ActionKind.HANDOFF_OUTCOME: "outcome",
         }.get(self.action)
         if needs is not None and getattr(self, needs) is None:
             raise ValueError(f"{self.action.value} needs {needs}")
@@ -565,7 +577,7 @@ class CaseActionIn(BaseModel):
 @router.post(
     "/cases/{case_id}/actions",
     response_model=CaseSummary,
-    summary="Act on a case: assign, note, priority, escalate, reply, resolve, reopen",
+    summary="Act on a case: assign, note, priority, escalate, reply, resolve, reopen, handoff",
     responses={
         404: {"description": "No such case for this tenant"},
         409: {"description": "The action does not apply to the case as it is"},
@@ -591,6 +603,7 @@ async def act_on_case(
         priority=body.priority,
         target=body.target,
         text=body.text,
+        outcome=body.outcome,
     )
     try:
         if action.kind is ActionKind.REPLY:
@@ -600,7 +613,7 @@ async def act_on_case(
                 raise ActionRefused(f"no case {case_id}", status=404)
             await case_router.reply(found.case, action)
         else:
-            await case_router.act(case_id, action)
+            await case_router.act(case_id, action, handoff_queue=body.queue)
     except ActionRefused as refused:
         title = {404: "Not Found", 409: "Conflict"}.get(refused.status, "Unprocessable Content")
         raise Problem(refused.status, title, str(refused)) from None

@@ -18,6 +18,8 @@ from collections import Counter
 from datetime import timedelta
 from typing import Protocol
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from services.router import repository
 from services.router.applier import Applier
 from services.router.core import (
@@ -29,6 +31,7 @@ from services.router.core import (
     TimerInput,
     decide,
 )
+from services.router.core.actions import suggested_next_step
 from services.router.metrics import (
     CASE_EVENTS,
     MENTIONS_DUPLICATE,
@@ -38,11 +41,14 @@ from services.router.metrics import (
 )
 from shared.db import Database
 from shared.events import (
+    ActionKind,
     AgentAction,
     Author,
     Case,
     Envelope,
     EventType,
+    HandoffPackage,
+    HandoffTarget,
     Mention,
     MentionClassified,
     MentionKind,
@@ -56,6 +62,9 @@ from shared.kafka import EventProducer
 
 log = logging.getLogger(__name__)
 OUTBOX_BATCH = 500
+# A handoff package holds up to this many mentions and history entries of the case.
+HANDOFF_MENTIONS = 1000
+HANDOFF_HISTORY = 1000
 TIMER_BATCH = 500
 # Published case events stay in the outbox a day, and fired timers a week, for inspection.
 OUTBOX_KEPT = timedelta(days=1)
@@ -243,7 +252,9 @@ class CaseRouter:
         case = cases.get(timer.case_id) if timer.case_id else None
         return case.crisis_id if case is not None and timer.trigger == "crisis" else None
 
-    async def act(self, case_id: uuid.UUID, action: AgentAction) -> Case:
+    async def act(
+        self, case_id: uuid.UUID, action: AgentAction, *, handoff_queue: str | None = None
+    ) -> Case:
         """An agent's action through the decider, in one transaction; the case after it.
         Raises ActionRefused (no such case, or the action does not apply)."""
         async with self._db.begin() as conn:
@@ -256,7 +267,10 @@ class CaseRouter:
                 [f"{self._tenant}|{found.case.conversation_key}"],
             )
             case = await repository.case_for_update(conn, self._tenant, case_id)
-            decision = decide(case, ActionInput(action), self._playbook, utcnow())
+            package = None
+            if case is not None and action.kind is ActionKind.HANDOFF:
+                package = await self._handoff_package(conn, case, action, handoff_queue)
+            decision = decide(case, ActionInput(action, package), self._playbook, utcnow())
             applier = Applier(self._tenant, await repository.subscriptions(conn, self._tenant))
             applier.apply(decision.case, decision.effects, TraceContext.new())
             await applier.flush(conn)
@@ -266,6 +280,35 @@ class CaseRouter:
         await self.relay_outbox()
         assert decision.case is not None
         return decision.case
+
+    async def _handoff_package(
+        self, conn: AsyncConnection, case: Case, action: AgentAction, queue: str | None
+    ) -> HandoffPackage:
+        """The case's whole story for the next hop: the customer, every mention with its
+        classification and routing, the agents' notes, the clocks and a suggested next step."""
+        try:
+            target = HandoffTarget(action.target or "")
+        except ValueError:
+            known = [t.value for t in HandoffTarget]
+            raise ActionRefused(f"handoff target must be one of {known}", status=422) from None
+        mentions = await repository.mentions_of_case(conn, case.case_id, HANDOFF_MENTIONS)
+        history = await repository.history_of_case(conn, case.case_id, HANDOFF_HISTORY)
+        notes = [
+            str(h.detail["action"]["text"])
+            for h in history
+            if h.detail.get("action", {}).get("kind") == ActionKind.NOTE.value
+        ]
+        customers = [m.mention["author"] for m in mentions if m.mention["kind"] != "reply"]
+        return HandoffPackage(
+            target=target,
+            queue=queue,
+            reason=action.text or "",
+            customer=customers[0] | {"mentions": len(customers)} if customers else {},
+            conversation=[vars(m) for m in mentions],
+            notes=notes,
+            clocks=case.clocks,
+            suggested_next_step=suggested_next_step(target, case, queue),
+        )
 
     async def reply(self, case: Case, action: AgentAction) -> None:
         """The brand's answer written by an agent: recorded as a reply in the conversation (it

@@ -18,6 +18,7 @@ WHAT = {
     EventType.CASE_ESCALATED: "A ladder step, a rule or an agent escalated the case",
     EventType.CASE_RESOLVED: "Resolved by an agent or after the playbook's inactivity period",
     EventType.CASE_REOPENED: "The customer wrote within the reopen window, or an agent reopened",
+    EventType.CASE_HANDOFF: "Handed off to another channel or team, with the context package",
     EventType.SLA_WARNING: "A clock passed its warning threshold (once per clock)",
     EventType.SLA_BREACHED: "A clock passed its deadline (once per clock)",
     EventType.CRISIS_OPENED: "A burst of related high-risk mentions became a crisis",

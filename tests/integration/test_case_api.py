@@ -11,7 +11,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import orjson
 
+from shared.topics import CASES
 from tests.integration.conftest import (
     ADMIN_AUTH,
     ADMIN_KEY,
@@ -20,6 +22,7 @@ from tests.integration.conftest import (
     Receiver,
     Stack,
     eventually,
+    read_topic,
 )
 from tests.integration.test_pipeline import for_conversation, mention_body
 
@@ -206,3 +209,54 @@ async def test_operators_list_show_and_act_on_cases_from_the_command_line(
     assert refused.returncode == 1 and "unknown escalation target" in refused.stderr
     endpoints = await scs(stack, "webhooks", "list")
     assert endpoints.returncode == 0 and receiver.url in endpoints.stdout
+
+
+async def test_a_handoff_carries_the_whole_conversation_and_the_notes(
+    stack: Stack, receiver: Receiver
+) -> None:
+    conversation = f"case-handoff-{uuid.uuid4().hex[:10]}"
+    await post(stack, mention_body(conversation, COMPLAINT))
+    await eventually(
+        lambda: bool(receiver.matching(for_conversation(conversation, "case.created"))),
+        what="case.created",
+    )
+    (created,) = receiver.matching(for_conversation(conversation, "case.created"))
+    case_id = created["data"]["case"]["case_id"]
+    await post(stack, mention_body(conversation, "Y encima me cobráis la factura completa"))
+
+    async def both_mentions_in_the_case() -> bool:
+        detail = (await get(stack, f"/v1/cases/{case_id}")).json()
+        return len(detail["conversation"]) == 2
+
+    await eventually(both_mentions_in_the_case, what="the follow-up in the case")
+    await act(stack, case_id, action="note", actor="ana", text="pide que le llamen por la tarde")
+    refused = await act(stack, case_id, action="handoff", actor="ana", target="pigeon")
+    assert refused.status_code == 422 and "phone" in refused.text
+    handed = await act(
+        stack, case_id, action="handoff", actor="ana", target="phone", text="needs the account"
+    )
+    assert handed.status_code == 200, handed.text
+    assert handed.json()["case"]["status"] == "handed_off"
+
+    detail = (await get(stack, f"/v1/cases/{case_id}")).json()
+    handoff = next(h for h in detail["history"] if h["type"] == "case.handoff")
+    package = handoff["detail"]["action"]  # the action that handed it off
+    assert package["target"] == "phone"
+    events = await case_events_of(stack, f"x:{conversation}", "case.handoff")
+    (event,) = events
+    sent = event["data"]["handoff"]["package"]
+    assert [m["mention"]["text"] for m in sent["conversation"]][-1].startswith("Y encima")
+    assert len(sent["conversation"]) == 2 and sent["notes"] == ["pide que le llamen por la tarde"]
+    assert sent["conversation"][0]["classification"]["reasons"]
+    assert sent["customer"]["handle"] and sent["clocks"] and "Call" in sent["suggested_next_step"]
+
+    back = await act(
+        stack, case_id, action="handoff_outcome", actor="phone-team", outcome="resolved"
+    )
+    assert back.status_code == 200 and back.json()["case"]["status"] == "resolved"
+
+
+async def case_events_of(stack: Stack, key: str, event_type: str) -> list[dict[str, Any]]:
+    records = await read_topic(stack.infra.bootstrap, CASES.name)
+    found = [orjson.loads(r.value) for r in records if r.key == key.encode()]
+    return [e for e in found if e["type"] == event_type]

@@ -18,6 +18,9 @@ from shared.events import (
     CaseStatus,
     ClockKind,
     EventType,
+    Handoff,
+    HandoffPackage,
+    HandoffTarget,
 )
 
 
@@ -30,15 +33,39 @@ class ActionRefused(ValueError):
         self.status = status
 
 
-def act(case: Case, action: AgentAction, playbook: Playbook) -> tuple[Case, list[Effect]]:
+SOCIAL_TARGETS = frozenset({HandoffTarget.PRIVATE_MESSAGE, HandoffTarget.QUEUE})
+NEXT_STEPS = {
+    HandoffTarget.PRIVATE_MESSAGE: "Continue in a private message on {channel}: ask only for "
+    "the account details still missing; the customer has already explained the problem.",
+    HandoffTarget.PHONE: "Call the customer; read the conversation first and do not ask them "
+    "to explain again.",
+    HandoffTarget.EMAIL: "Write to the customer by e-mail, quoting the case; confirm on "
+    "{channel} that the e-mail is on its way.",
+    HandoffTarget.STORE: "Book the customer into a store with the case attached.",
+    HandoffTarget.LEGAL: "Legal review: the conversation and its classification are attached.",
+    HandoffTarget.MARKETING: "Marketing/PR review of the public conversation.",
+    HandoffTarget.QUEUE: "Take over in {queue}; the routing trace explains how it got here.",
+}
+
+
+def suggested_next_step(target: HandoffTarget, case: Case, queue: str | None) -> str:
+    return NEXT_STEPS[target].format(channel=case.channel.value, queue=queue or case.queue)
+
+
+def act(
+    case: Case,
+    action: AgentAction,
+    playbook: Playbook,
+    package: HandoffPackage | None = None,
+) -> tuple[Case, list[Effect]]:
     at = action.at
+    if action.kind is ActionKind.HANDOFF:
+        return _handoff(case, action, playbook, package)
+    if action.kind is ActionKind.HANDOFF_OUTCOME:
+        return _handoff_outcome(case, action, playbook)
     if action.kind is ActionKind.REPLY:
         raise ActionRefused("a reply is a mention of kind reply", status=422)
-    if case.status is CaseStatus.RESOLVED and action.kind not in (
-        ActionKind.REOPEN,
-        ActionKind.NOTE,
-    ):
-        raise ActionRefused(f"case {case.case_id} is resolved: reopen it first", status=409)
+    _not_resolved(case, action)
     event = EventType.CASE_UPDATED
     effects: list[Effect] = []
     match action.kind:
@@ -78,6 +105,79 @@ def act(case: Case, action: AgentAction, playbook: Playbook) -> tuple[Case, list
     return case, [
         EmitCaseEvent(event, CaseEvent(case=case, action=action), cause=str(action.action_id)),
         *effects,
+    ]
+
+
+def _not_resolved(case: Case, action: AgentAction) -> None:
+    if case.status is CaseStatus.RESOLVED and action.kind not in (
+        ActionKind.REOPEN,
+        ActionKind.NOTE,
+    ):
+        raise ActionRefused(f"case {case.case_id} is resolved: reopen it first", status=409)
+
+
+def _handoff(
+    case: Case, action: AgentAction, playbook: Playbook, package: HandoffPackage | None
+) -> tuple[Case, list[Effect]]:
+    """To a private message (still the social channel: the clocks run on), another queue (the
+    clocks move with it), or out of the social channel (phone, e-mail, store, legal,
+    marketing): the response clocks stop there and the case waits for the target's outcome."""
+    _not_resolved(case, action)
+    if case.status is CaseStatus.HANDED_OFF:
+        raise ActionRefused(f"case {case.case_id} is already handed off", status=409)
+    if package is None:
+        raise ActionRefused("a handoff needs its context package", status=422)
+    effects: list[Effect] = []
+    if package.target is HandoffTarget.QUEUE:
+        if package.queue not in playbook.queues:
+            raise ActionRefused(
+                f"unknown queue {package.queue!r}; the playbook has {sorted(playbook.queues)}",
+                status=422,
+            )
+        case, effects = requeue(
+            playbook, case.model_copy(update={"queue": package.queue}), action.at
+        )
+    elif package.target is HandoffTarget.PRIVATE_MESSAGE:
+        tags = [*case.tags, "private-thread"] if "private-thread" not in case.tags else case.tags
+        case = case.model_copy(update={"tags": tags})
+    else:
+        running = [c for c in case.clocks if c.running and c.kind is not ClockKind.RESOLUTION]
+        case = case.model_copy(
+            update={
+                "status": CaseStatus.HANDED_OFF,
+                "clocks": [stop_clock(c, action.at) if c in running else c for c in case.clocks],
+            }
+        )
+        effects = [cancel(case.case_id, c.kind) for c in running]
+    return case, [
+        EmitCaseEvent(
+            EventType.CASE_HANDOFF,
+            CaseEvent(case=case, action=action, handoff=Handoff(package=package)),
+            cause=str(action.action_id),
+        ),
+        *effects,
+    ]
+
+
+def _handoff_outcome(
+    case: Case, action: AgentAction, playbook: Playbook
+) -> tuple[Case, list[Effect]]:
+    """The target reports back: resolved there (measured as resolved outside the social
+    channel), or returned to the social team, who owe an answer again."""
+    if case.status is not CaseStatus.HANDED_OFF:
+        raise ActionRefused(f"case {case.case_id} is not handed off", status=409)
+    if action.outcome is None:
+        raise ActionRefused("give the outcome: resolved or returned", status=422)
+    if action.outcome == "resolved":
+        case, effects = _resolve(case, action.at, action)
+    else:
+        case, effects = _reopen(case, action.at, action, playbook)
+    reported = Handoff(outcome=action.outcome)
+    return case, [
+        EmitCaseEvent(e.event_type, e.payload.model_copy(update={"handoff": reported}), e.cause)
+        if isinstance(e, EmitCaseEvent)
+        else e
+        for e in effects
     ]
 
 

@@ -44,6 +44,7 @@ from shared.events import (
     Crisis,
     CrisisEvent,
     EventType,
+    HandoffPackage,
     MentionClassified,
     Routing,
     SlaAlert,
@@ -71,6 +72,8 @@ class TimerInput:
 @dataclass(frozen=True)
 class ActionInput:
     action: AgentAction
+    # A handoff's context, gathered by the caller (the whole conversation and the notes).
+    package: HandoffPackage | None = None
 
 
 Input = MentionInput | TimerInput | ActionInput
@@ -88,7 +91,7 @@ def decide(case: Case | None, given: Input, playbook: Playbook, now: datetime) -
     if isinstance(given, ActionInput):
         if case is None:
             raise ActionRefused("no such case", status=404)
-        return Decision(*act(case, given.action, playbook))
+        return Decision(*act(case, given.action, playbook, given.package))
     item = given.item
     if item.classification is None:
         return _brand_reply(case, given, playbook)

@@ -17,6 +17,7 @@ from services.router.core import (
     StartTimer,
     decide,
 )
+from services.router.core.actions import suggested_next_step
 from shared.events import (
     ActionKind,
     AgentAction,
@@ -25,6 +26,8 @@ from shared.events import (
     ClockKind,
     ClockState,
     EventType,
+    HandoffPackage,
+    HandoffTarget,
     Priority,
 )
 from tests.unit.router.builders import classified, sample_playbook
@@ -123,3 +126,60 @@ def test_an_action_on_no_case_is_a_404() -> None:
     with pytest.raises(ActionRefused) as refused:
         act(None, ActionKind.ASSIGN)
     assert refused.value.status == 404
+
+
+def package(case: Case, target: HandoffTarget, queue: str | None = None) -> HandoffPackage:
+    return HandoffPackage(
+        target=target,
+        queue=queue,
+        reason="needs the account",
+        customer={"handle": "ana"},
+        conversation=[],
+        notes=[],
+        clocks=case.clocks,
+        suggested_next_step=suggested_next_step(target, case, queue),
+    )
+
+
+def hand_off(case: Case, target: HandoffTarget, queue: str | None = None) -> Decision:
+    action = AgentAction(
+        action_id=uuid.uuid4(), kind=ActionKind.HANDOFF, actor="ana", at=AT, target=target.value
+    )
+    return decide(case, ActionInput(action, package(case, target, queue)), PLAYBOOK, AT)
+
+
+def test_a_handoff_out_of_the_social_channel_stops_the_response_clock_until_the_outcome() -> None:
+    case = opened()
+    handed = hand_off(case, HandoffTarget.PHONE)
+    after = handed.case
+    assert after is not None and after.status is CaseStatus.HANDED_OFF
+    first = after.clock(ClockKind.FIRST_RESPONSE)
+    assert first is not None and not first.running
+    (event,) = [e for e in handed.effects if isinstance(e, EmitCaseEvent)]
+    assert event.event_type is EventType.CASE_HANDOFF
+    assert event.payload.handoff is not None and event.payload.handoff.package is not None
+    assert "Call the customer" in event.payload.handoff.package.suggested_next_step
+    with pytest.raises(ActionRefused):
+        hand_off(after, HandoffTarget.EMAIL)  # already handed off
+    resolved = act(after, ActionKind.HANDOFF_OUTCOME, outcome="resolved")
+    assert resolved.case is not None and resolved.case.status is CaseStatus.RESOLVED
+    (outcome,) = [e for e in resolved.effects if isinstance(e, EmitCaseEvent)]
+    assert outcome.payload.handoff is not None and outcome.payload.handoff.outcome == "resolved"
+    returned = act(after, ActionKind.HANDOFF_OUTCOME, outcome="returned")
+    assert returned.case is not None and returned.case.status is CaseStatus.OPEN
+    assert returned.case.clock(ClockKind.NEXT_RESPONSE) is not None
+
+
+def test_a_private_message_stays_in_the_social_channel_and_a_queue_handoff_moves_the_case() -> None:
+    case = opened()
+    private = hand_off(case, HandoffTarget.PRIVATE_MESSAGE)
+    assert private.case is not None and private.case.status is CaseStatus.OPEN
+    assert "private-thread" in private.case.tags
+    moved = hand_off(case, HandoffTarget.QUEUE, queue="community-managers")
+    assert moved.case is not None and moved.case.queue == "community-managers"
+    with pytest.raises(ActionRefused) as refused:
+        hand_off(case, HandoffTarget.QUEUE, queue="nowhere")
+    assert refused.value.status == 422
+    with pytest.raises(ActionRefused) as refused:
+        act(case, ActionKind.HANDOFF_OUTCOME, outcome="resolved")  # not handed off
+    assert refused.value.status == 409

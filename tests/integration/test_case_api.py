@@ -37,6 +37,14 @@ async def post(stack: Stack, body: dict[str, Any]) -> None:
     assert response.status_code == 202, response.text
 
 
+async def open_case(stack: Stack, receiver: Receiver, conversation: str) -> str:
+    """A complaint in a new conversation; the id of the case it opened."""
+    await post(stack, mention_body(conversation, COMPLAINT))
+    created = for_conversation(conversation, "case.created")
+    await eventually(lambda: bool(receiver.matching(created)), what="case.created")
+    return str(receiver.matching(created)[0]["data"]["case"]["case_id"])
+
+
 async def get(stack: Stack, path: str, **params: Any) -> httpx.Response:
     async with httpx.AsyncClient(headers=ADMIN_AUTH) as client:
         return await client.get(f"{stack.url('router')}{path}", params=params)
@@ -122,13 +130,7 @@ async def test_an_agent_claims_answers_resolves_and_reopens_a_case(
     stack: Stack, receiver: Receiver
 ) -> None:
     conversation = f"case-actions-{uuid.uuid4().hex[:10]}"
-    await post(stack, mention_body(conversation, COMPLAINT))
-    await eventually(
-        lambda: bool(receiver.matching(for_conversation(conversation, "case.created"))),
-        what="case.created",
-    )
-    (created,) = receiver.matching(for_conversation(conversation, "case.created"))
-    case_id = created["data"]["case"]["case_id"]
+    case_id = await open_case(stack, receiver, conversation)
 
     claimed = await act(stack, case_id, action="assign", actor="ana")
     assert claimed.status_code == 200, claimed.text
@@ -190,13 +192,7 @@ async def test_operators_list_show_and_act_on_cases_from_the_command_line(
     stack: Stack, receiver: Receiver
 ) -> None:
     conversation = f"case-cli-{uuid.uuid4().hex[:10]}"
-    await post(stack, mention_body(conversation, COMPLAINT))
-    await eventually(
-        lambda: bool(receiver.matching(for_conversation(conversation, "case.created"))),
-        what="case.created",
-    )
-    (created,) = receiver.matching(for_conversation(conversation, "case.created"))
-    case_id = created["data"]["case"]["case_id"]
+    case_id = await open_case(stack, receiver, conversation)
     listed = await scs(stack, "cases", "list", "--limit", "200")
     assert listed.returncode == 0, listed.stderr
     assert case_id in listed.stdout
@@ -215,13 +211,7 @@ async def test_a_handoff_carries_the_whole_conversation_and_the_notes(
     stack: Stack, receiver: Receiver
 ) -> None:
     conversation = f"case-handoff-{uuid.uuid4().hex[:10]}"
-    await post(stack, mention_body(conversation, COMPLAINT))
-    await eventually(
-        lambda: bool(receiver.matching(for_conversation(conversation, "case.created"))),
-        what="case.created",
-    )
-    (created,) = receiver.matching(for_conversation(conversation, "case.created"))
-    case_id = created["data"]["case"]["case_id"]
+    case_id = await open_case(stack, receiver, conversation)
     await post(stack, mention_body(conversation, "Y encima me cobráis la factura completa"))
 
     async def both_mentions_in_the_case() -> bool:

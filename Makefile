@@ -41,9 +41,10 @@ lock:       ## Re-pin requirements*.lock (versions and hashes the image installs
 eval:       ## Train and measure the classifier on ../shared/data (the figures docs/classifier.md records)
 	@deploy/local/stack.sh bootstrap && .venv/bin/python bench/eval_classifier.py $(EVAL_ARGS)
 
-bench:      ## classifier_throughput, then router_throughput (needs `make up`; ROUTER_BENCH_ARGS)
+bench:      ## classifier, router and webhook throughput (the last two need `make up`; ROUTER_BENCH_ARGS)
 	@deploy/local/stack.sh bootstrap && .venv/bin/python bench/classifier_throughput.py
 	@.venv/bin/python bench/router_throughput.py $(ROUTER_BENCH_ARGS)
+	@.venv/bin/python -m bench.webhook_throughput
 
 clean: down
 	rm -rf .state

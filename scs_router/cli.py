@@ -7,9 +7,6 @@ The one place that imports every service: `shared` must not (pyproject's import 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
-from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -20,6 +17,7 @@ from services.classifier.cli import classifier_app, classify_command
 from services.classifier.core import classify
 from services.router.cli import make_app as make_playbook_app
 from services.router.operator_cli import cases_app, webhooks_app
+from shared.operator import database_named, unreachable_in_one_line
 from shared.settings import ConnectionSettings, load_settings
 
 app = typer.Typer(
@@ -73,36 +71,13 @@ def _connections() -> ConnectionSettings:
     return load_settings(ConnectionSettings)
 
 
-@contextlib.contextmanager
-def _unreachable_in_one_line(what: str) -> Iterator[None]:
-    """An operator needs "which dependency, and why", not a traceback of the driver."""
-    from aiokafka.errors import KafkaError
-    from sqlalchemy.exc import DBAPIError
-
-    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # its retries would repeat it
-    try:
-        yield
-    except (KafkaError, DBAPIError, OSError, TimeoutError) as exc:
-        detail = getattr(exc, "orig", None) or exc
-        lines = str(detail).strip().splitlines()
-        typer.echo(f"error: {what}: {lines[0] if lines else type(exc).__name__}", err=True)
-        raise typer.Exit(1) from None
-
-
-def _database_named(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    parsed = make_url(url)  # host and database only: the URL may carry a password
-    return f"PostgreSQL at {parsed.host}:{parsed.port or 5432}/{parsed.database}"
-
-
 @db_app.command("upgrade")
 def db_upgrade(revision: str = "heads") -> None:
     """Apply migrations up to REVISION (SCS_DATABASE_URL)."""
     from shared.migrate import upgrade
 
     url = _connections().database_url
-    with _unreachable_in_one_line(_database_named(url)):
+    with unreachable_in_one_line(database_named(url)):
         upgrade(url, revision)
     typer.echo(f"database at {revision}")
 
@@ -114,7 +89,7 @@ def topics_create() -> None:
 
     connections = _connections()
     bootstrap = connections.kafka_bootstrap_servers
-    with _unreachable_in_one_line(f"Kafka at {bootstrap}"):
+    with unreachable_in_one_line(f"Kafka at {bootstrap}"):
         created = asyncio.run(
             ensure_topics(
                 bootstrap,
@@ -141,7 +116,7 @@ def dlq_list(
     from shared.dead_letters import list_dead_letters
 
     bootstrap = _connections().kafka_bootstrap_servers
-    with _unreachable_in_one_line(f"Kafka at {bootstrap}"):
+    with unreachable_in_one_line(f"Kafka at {bootstrap}"):
         letters = asyncio.run(list_dead_letters(bootstrap, topic, with_payload=payload))
     for letter in letters:
         typer.echo(
@@ -165,7 +140,7 @@ def dlq_replay(
     from shared.dead_letters import replay_dead_letters
 
     bootstrap = _connections().kafka_bootstrap_servers
-    with _unreachable_in_one_line(f"Kafka at {bootstrap}"):
+    with unreachable_in_one_line(f"Kafka at {bootstrap}"):
         result = asyncio.run(replay_dead_letters(bootstrap, topic, dry_run=dry_run))
     verb = "would replay" if dry_run else "replayed"
     typer.echo(

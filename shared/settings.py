@@ -16,6 +16,14 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 ASYNCPG_URL_SCHEMES = frozenset({"postgresql", "postgres", "postgresql+asyncpg"})
 
 
+def asyncpg_url(value: str) -> str:
+    """Accept the URL forms PostgreSQL tools and hosting providers hand out; use asyncpg."""
+    scheme, separator, rest = value.partition("://")
+    if not separator or scheme not in ASYNCPG_URL_SCHEMES:
+        raise ValueError("must start with postgresql://, postgres:// or postgresql+asyncpg://")
+    return f"postgresql+asyncpg://{rest}"
+
+
 def _common(name: str) -> AliasChoices:
     return AliasChoices(f"SCS_{name}", f"scs_{name.lower()}")
 
@@ -56,11 +64,7 @@ class ConnectionSettings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _asyncpg_url(cls, value: str) -> str:
-        """Accept the URL forms PostgreSQL tools and hosting providers hand out; use asyncpg."""
-        scheme, separator, rest = value.partition("://")
-        if not separator or scheme not in ASYNCPG_URL_SCHEMES:
-            raise ValueError("must start with postgresql://, postgres:// or postgresql+asyncpg://")
-        return f"postgresql+asyncpg://{rest}"
+        return asyncpg_url(value)
 
     @model_validator(mode="after")
     def _insync_within_replicas(self) -> Self:

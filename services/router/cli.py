@@ -31,6 +31,8 @@ from shared.events import (
     Routing,
     utcnow,
 )
+from shared.operator import database_named, unreachable_in_one_line
+from shared.settings import asyncpg_url
 
 Classify = Callable[[Mention], Classification]
 PlaybookFile = Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)]
@@ -181,7 +183,12 @@ def make_app(classify: Classify | None = None) -> typer.Typer:
         compared with is what the playbook of the day decided.
         """
         playbook = load(file)
-        stored = asyncio.run(_stored_mentions(database_url, since, until, limit))
+        try:
+            url = asyncpg_url(database_url)
+        except ValueError as error:
+            raise typer.BadParameter(str(error), param_hint="--database-url") from None
+        with unreachable_in_one_line(database_named(url)):
+            stored = asyncio.run(_stored_mentions(url, since, until, limit))
         changes: Counter[tuple[str, str]] = Counter()
         shown: dict[tuple[str, str], list[str]] = {}
         for item, before in stored:

@@ -222,8 +222,7 @@ async def receiver(stack: Stack) -> AsyncIterator[Receiver]:
 
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.05)
+    await eventually(lambda: server.started, timeout=10, interval=0.05, what="the receiver started")
     async with httpx.AsyncClient() as client:
         response = await client.post(
             f"{stack.url('router')}/v1/webhook-endpoints",
@@ -255,8 +254,19 @@ async def eventually(
     raise AssertionError(f"{what} not met within {timeout} s")
 
 
-async def read_topic(bootstrap: str, topic: str) -> list[Any]:
-    """Every record currently on `topic`, from the beginning (no consumer group)."""
+async def read_topic(bootstrap: str, topic: str, timeout: float = 60) -> list[Any]:
+    """Every record currently on `topic`, from the beginning (no consumer group).
+
+    Fails after `timeout` seconds naming the topic, rather than hanging until pytest-timeout.
+    """
+    try:
+        async with asyncio.timeout(timeout):
+            return await _read_topic(bootstrap, topic)
+    except TimeoutError:
+        raise AssertionError(f"reading {topic} did not finish within {timeout} s") from None
+
+
+async def _read_topic(bootstrap: str, topic: str) -> list[Any]:
     consumer = AIOKafkaConsumer(
         topic,
         bootstrap_servers=bootstrap,

@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import orjson
 import pytest
@@ -166,3 +166,71 @@ async def test_a_lease_is_retaken_after_the_router_dies_mid_post(
             receiver.release.set()
             if router.process is not None and router.process.poll() is None:
                 await set_enabled(stack, endpoint["id"], False)
+
+
+GROUP_KILL_MENTIONS = 200
+
+
+async def test_a_group_member_killed_mid_stream_loses_and_doubles_nothing(
+    stack: Stack, router: ServiceProcess
+) -> None:
+    """Two routers share the group; one is killed -9 while mentions flow. The survivor takes its
+    partitions after the session timeout: every conversation still becomes exactly one case,
+    announced by exactly one case.created event id."""
+    first = stack.services["router"]
+    other = ServiceProcess("router", first._env, first.log_path.parent, port=18013)
+    other.start()
+    await other.wait_ready()
+    tag = uuid.uuid4().hex[:8]
+    conversations = [f"group-kill-{tag}-{n}" for n in range(GROUP_KILL_MENTIONS)]
+
+    async def opened() -> int:
+        rows = await query(
+            stack,
+            "SELECT count(*) FROM router_cases WHERE conversation_key LIKE :prefix",
+            prefix=f"x:group-kill-{tag}-%",
+        )
+        return int(rows[0][0])
+
+    try:
+        posting = asyncio.gather(*(post_mention(stack, c) for c in conversations))
+        await eventually(lambda: _at_least_one(opened), timeout=60, interval=0.05)
+        other.kill()
+        opened_at_kill = await opened()
+        await posting
+    finally:
+        if other.process is not None and other.process.poll() is None:
+            other.kill()
+    assert 0 < opened_at_kill < GROUP_KILL_MENTIONS, "the kill did not land mid-stream"
+
+    async def all_opened() -> bool:
+        return await opened() == GROUP_KILL_MENTIONS
+
+    await eventually(all_opened, timeout=120, what="a case per conversation after the kill")
+    keys = {f"x:{c}".encode() for c in conversations}
+
+    async def created_ids() -> dict[bytes, set[str]]:
+        announced: dict[bytes, set[str]] = {}
+        for record in await read_topic(stack.infra.bootstrap, CASES.name):
+            event = orjson.loads(record.value)
+            if record.key in keys and event["type"] == "case.created":
+                announced.setdefault(record.key, set()).add(event["id"])
+        return announced
+
+    async def all_announced() -> bool:
+        return len(await created_ids()) == GROUP_KILL_MENTIONS
+
+    await eventually(all_announced, timeout=60, interval=1, what="a case.created per case")
+    per_case = await created_ids()
+    assert all(len(ids) == 1 for ids in per_case.values()), "a case was announced twice"
+    duplicates = await query(
+        stack,
+        "SELECT conversation_key FROM router_cases WHERE conversation_key LIKE :prefix "
+        "GROUP BY conversation_key HAVING count(*) > 1",
+        prefix=f"x:group-kill-{tag}-%",
+    )
+    assert duplicates == []
+
+
+async def _at_least_one(count: Callable[[], Awaitable[int]]) -> bool:
+    return await count() > 0

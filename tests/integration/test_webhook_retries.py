@@ -48,8 +48,7 @@ async def serve(app: FastAPI) -> AsyncIterator[str]:
         port = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.05)
+    await eventually(lambda: server.started, timeout=10, interval=0.05, what="the receiver started")
     yield f"http://127.0.0.1:{port}/hooks"
     server.should_exit = True
     server.force_exit = True  # do not wait for requests a test left hanging

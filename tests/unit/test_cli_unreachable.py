@@ -27,6 +27,13 @@ def _closed_port() -> int:
         (["topics", "create"], "Kafka at 127.0.0.1:{port}"),
         (["dlq", "list", "ingest.mention.v1"], "Kafka at 127.0.0.1:{port}"),
         (["dlq", "replay", "router.case.v1"], "Kafka at 127.0.0.1:{port}"),
+        (
+            [
+                *("playbook", "replay", "deploy/playbooks/sample.yaml"),
+                *("--from", "2026-01-01T00:00:00Z", "--to", "2026-01-02T00:00:00Z"),
+            ],
+            "PostgreSQL at 127.0.0.1:{port}/scs",
+        ),
     ],
 )
 def test_an_unreachable_dependency_is_reported_in_one_line(command: list[str], names: str) -> None:

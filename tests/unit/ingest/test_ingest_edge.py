@@ -11,6 +11,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 from hypothesis import given, settings
@@ -373,3 +374,36 @@ async def test_ignored_items_are_counted_after_the_commit_and_under_closed_label
     assert ignored_count("deleted") == before[1] + 1
     exposed = generate_latest(REGISTRY).decode()
     assert payload_key not in exposed  # the payload's own words never become a series
+
+
+# -- 10. parsing runs off the event loop ---------------------------------------------------------
+async def test_parsing_a_payload_does_not_block_the_event_loop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from services.ingest import platforms
+
+    parse = platforms._parse
+
+    def slow_parse(*args: Any) -> ParseResult:
+        time.sleep(0.5)  # a pathological payload: CPU-bound parsing
+        return parse(*args)
+
+    monkeypatch.setattr(platforms, "_parse", slow_parse)
+    client, _acceptor = ingest_app()
+    message = (
+        b"From: ana@example.com\r\nDate: Mon, 2 Mar 2026 09:00:00 +0100\r\n"
+        b"Message-ID: <slow@x>\r\n\r\nmi factura no llega"
+    )
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(client.app), base_url="http://ingest"
+    ) as http:
+        parsing = asyncio.create_task(
+            http.post("/v1/webhooks/email", content=message, headers=AUTH)
+        )
+        await asyncio.sleep(0.1)  # the parsing starts; on the loop it would stall this task
+        started = time.perf_counter()
+        assert (await http.get("/healthz")).status_code == 200
+        answered_in = time.perf_counter() - started
+        assert not parsing.done()
+        assert answered_in < 0.3, f"/healthz waited {answered_in:.2f} s behind a parse"
+        assert (await parsing).status_code == 202

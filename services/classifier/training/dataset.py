@@ -154,7 +154,7 @@ def parse_batch(text: str, source: str) -> list[Row]:
     if match is None:
         raise ValueError(f"{source}: first line must be '# sector=<sector> lang=<es|en>'")
     sector, lang = match["sector"], match["lang"]
-    rows = []
+    rows: list[Row] = []
     for number, line in enumerate(text.splitlines()[1:], start=2):
         if not line.strip() or line.startswith("#"):
             continue
@@ -198,7 +198,8 @@ def load(path: Path) -> list[Row]:
 
 
 def split(rows: Iterable[Row]) -> tuple[list[Row], list[Row]]:
-    train, test = [], []
+    train: list[Row] = []
+    test: list[Row] = []
     for row in rows:
         (test if row.sector in TEST_SECTORS else train).append(row)
     return train, test
@@ -232,9 +233,7 @@ def normalized(text: str) -> str:
     the same thing share."""
     text = _URL.sub(" ", text.lower())
     text = _HANDLE.sub(" ", text)
-    text = "".join(
-        c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c)
-    )
+    text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
     return " ".join(_NON_WORD.sub(" ", text).split())
 
 

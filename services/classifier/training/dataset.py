@@ -36,6 +36,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from services.classifier.core import Classifier
+from services.classifier.core.records import mention_from_record
 from shared.events import Intent, Priority
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
@@ -282,16 +284,61 @@ def stats(rows: Sequence[Row]) -> dict[str, Any]:
     return {"rows": len(rows), **{name: dict(sorted(c.items())) for name, c in by.items()}}
 
 
+def baseline(rows: Sequence[Row]) -> dict[str, float]:
+    """The shipped rules-only default scored on `rows`: the figure the data card quotes, and the
+    floor a trained default has to beat."""
+    from sklearn.metrics import f1_score  # the optional `ml` extra, imported when used
+
+    classifier = Classifier.default()
+    results = [
+        classifier.classify(
+            mention_from_record({"id": row.id, "text": row.text, "language": row.lang}, row.id)
+        )
+        for row in rows
+    ]
+    crises = [result for row, result in zip(rows, results, strict=True) if row.crisis]
+    return {
+        "rows": len(rows),
+        "sentiment_macro_f1": f1_score(
+            [row.sentiment for row in rows],
+            [result.sentiment.label for result in results],
+            average="macro",
+        ),
+        "complaint_macro_f1": f1_score(
+            [row.complaint for row in rows],
+            [result.is_complaint for result in results],
+            average="macro",
+        ),
+        "priority_accuracy": sum(
+            row.priority == result.priority for row, result in zip(rows, results, strict=True)
+        )
+        / len(rows),
+        "crises_at_p1": sum(result.priority == Priority.P1 for result in crises) / len(crises),
+        "non_crises_at_p1": sum(
+            result.priority == Priority.P1 and not row.crisis
+            for row, result in zip(rows, results, strict=True)
+        ),
+    }
+
+
 def main(argv: Sequence[str]) -> None:
-    """`python -m services.classifier.training.dataset build|stats`"""
+    """`python -m services.classifier.training.dataset build|stats|baseline`"""
     if argv[:1] == ["build"]:
         train, test = build()
         print(f"train {len(train)} rows, test {len(test)} rows")
     elif argv[:1] == ["stats"]:
         for name, path in (("train", TRAIN_FILE), ("test", TEST_FILE)):
             print(name, json.dumps(stats(load(path)), ensure_ascii=False, indent=1))
+    elif argv[:1] == ["baseline"]:
+        for name, path in (("train", TRAIN_FILE), ("test", TEST_FILE)):
+            rows = load(path)
+            for lang in ("en", "es"):
+                scores = baseline([row for row in rows if row.lang == lang])
+                print(name, lang, json.dumps({k: round(v, 3) for k, v in scores.items()}))
     else:
-        raise SystemExit("usage: python -m services.classifier.training.dataset build|stats")
+        raise SystemExit(
+            "usage: python -m services.classifier.training.dataset build|stats|baseline"
+        )
 
 
 if __name__ == "__main__":

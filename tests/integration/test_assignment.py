@@ -61,7 +61,7 @@ def assignment_playbook(path: Path) -> Path:
         "policy": "least_loaded",
         "reassign_before_warning_minutes": REASSIGN_BEFORE_WARNING,
         "skills": {QUEUE: ["care"]},
-        "agents": {},
+        "agents": {"playbook-fr": {"languages": ["fr"], "skills": ["care"], "queues": [QUEUE]}},
     }
     path.write_text(yaml.safe_dump(document, allow_unicode=True), encoding="utf-8")
     return path
@@ -234,3 +234,46 @@ async def test_an_assignee_who_does_not_answer_before_the_warning_loses_the_case
     assert action["text"].startswith(f"reassigned: {slow} had not answered")
     assert (await case_of(stack, case_id))["assignee"] == ready
     assert (await loads(stack))[slow] == 0
+
+
+async def test_playbook_and_api_agents_merge_and_bad_definitions_are_refused(
+    stack: Stack, assigning: str
+) -> None:
+    def listed(agents: list[dict[str, Any]]) -> dict[str, Any]:
+        return next(a for a in agents if a["agent_id"] == "playbook-fr")
+
+    declared = listed((await get(stack, "/v1/agents")).json())
+    assert (declared["source"], declared["presence"], declared["load"]) == (
+        "playbook",
+        "offline",
+        0,
+    )
+    online = await router_call(
+        stack, "PATCH", "/v1/agents/playbook-fr/presence", {"presence": "online"}
+    )
+    assert online.status_code == 200, online.text
+    assert (online.json()["source"], online.json()["presence"]) == ("playbook", "online")
+    replaced = await put_agent(stack, "playbook-fr", languages=["fr", "en"], presence="away")
+    assert (replaced["source"], replaced["languages"], replaced["presence"]) == (
+        "api",
+        ["en", "fr"],
+        "away",
+    )
+    assert listed((await get(stack, "/v1/agents")).json())["languages"] == ["en", "fr"]
+
+    for body, field in (
+        ({"languages": ["es"], "queues": ["nowhere"]}, "queues"),
+        ({"languages": []}, "languages"),
+        ({"languages": ["es"], "capacity": -1}, "capacity"),
+        ({"languages": ["es"], "shoe_size": 44}, "shoe_size"),
+    ):
+        refused = await router_call(stack, "PUT", f"/v1/agents/bad-{assigning}", body)
+        assert refused.status_code == 422, refused.text
+        assert field in refused.text
+    missing = await get(stack, f"/v1/agents/bad-{assigning}")
+    assert missing.status_code == 404
+    patched = await router_call(
+        stack, "PATCH", f"/v1/agents/bad-{assigning}/presence", {"presence": "online"}
+    )
+    assert patched.status_code == 404
+    assert (await get(stack, "/v1/agents/not a valid id")).status_code == 422

@@ -303,7 +303,8 @@ def test_a_new_case_is_assigned_through_the_assign_action() -> None:
     assert reassign.due_at == clock.warning_at - timedelta(minutes=30)
     # Without staff, or when assignment is not automatic, nobody is assigned.
     for pb, given_staff in ((playbook(), None), (playbook(automatic=False), team)):
-        assert decide(None, MentionInput(item, "t"), pb, AT, given_staff).case.assignee is None  # type: ignore[union-attr]
+        unassigned = decide(None, MentionInput(item, "t"), pb, AT, given_staff).case
+        assert unassigned is not None and unassigned.assignee is None
 
 
 def test_a_case_nobody_may_take_waits_for_widening_then_goes_to_a_secondary_skill() -> None:

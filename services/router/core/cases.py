@@ -160,6 +160,7 @@ def _assignment_timer(
     who may take it (with none, the case stays where it is and the SLA warning follows)."""
     if (
         timer.kind is not TimerKind.REASSIGN
+        or playbook.assignment.reassign_before_warning_minutes is None  # switched off since
         or case is None
         or staff is None
         or not reassign_is_current(case, timer)

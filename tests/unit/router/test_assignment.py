@@ -343,6 +343,13 @@ def test_an_assignee_who_has_not_answered_before_the_warning_loses_the_case() ->
     ).case
     assert decide(answered, TimerInput(timer), playbook(), timer.due_at, team).effects == []
     assert decide(moved.case, TimerInput(timer), playbook(), timer.due_at, team).effects == []
+    switched_off = parse_playbook(
+        BASE
+        + ASSIGNMENT.format(automatic="true", policy="round_robin").replace(
+            "  reassign_before_warning_minutes: 30\n", ""
+        )
+    )
+    assert decide(first.case, TimerInput(timer), switched_off, timer.due_at, team).effects == []
     alone = staff(agent("ana"))
     stays = decide(first.case, TimerInput(timer), playbook(), timer.due_at, alone)
     assert stays.case == first.case and stays.effects == []

@@ -60,6 +60,10 @@ class Agent(AgentProfile):
         default="api", description="Where its definition comes from (the API's wins)"
     )
 
-    def serves_language(self, language: str) -> bool:
-        primary = language.split("-")[0].lower()
-        return primary in UNDETERMINED or primary in self.languages
+    def serves_language(self, base: str) -> bool:
+        """Whether the agent serves a case in this base language (`es`, not `es-MX`)."""
+        return base in UNDETERMINED or base in self.languages
+
+
+def base_language(tag: str) -> str:
+    return tag.split("-")[0].lower()

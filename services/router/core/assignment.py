@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
-from services.router.core.agents import Agent, AgentProfile, Presence
+from services.router.core.agents import Agent, AgentProfile, Presence, base_language
 from services.router.core.effects import AgentAssigned, Effect, StartTimer, Timer, TimerKind
 from services.router.core.playbook import Assignment, Playbook
 from services.router.core.sla import same_instant
@@ -85,12 +85,16 @@ class Staff:
         if after is not None and counts_toward_load(after):
             assert after.assignee is not None
             loads[after.assignee] = loads.get(after.assignee, 0) + 1
+        assigned = [
+            e for e in effects if isinstance(e, AgentAssigned) and e.agent_id in self.agents
+        ]
+        if not assigned:
+            return replace(self, loads=loads)
         agents = dict(self.agents)
-        for effect in effects:
-            if isinstance(effect, AgentAssigned) and effect.agent_id in agents:
-                agents[effect.agent_id] = agents[effect.agent_id].model_copy(
-                    update={"last_assigned_at": effect.at}
-                )
+        for effect in assigned:
+            agents[effect.agent_id] = agents[effect.agent_id].model_copy(
+                update={"last_assigned_at": effect.at}
+            )
         return replace(self, agents=agents, loads=loads)
 
 
@@ -100,14 +104,28 @@ def widened(case: Case, policy: Assignment, now: datetime) -> bool:
     return wait is not None and now >= case.opened_at + timedelta(minutes=wait)
 
 
-def may_take(agent: Agent, case: Case, policy: Assignment, load: int, *, wide: bool) -> bool:
-    skills = set(agent.skills) | (set(agent.secondary_skills) if wide else set())
+@dataclass(frozen=True)
+class Need:
+    """What an agent must offer to take a case (worked out once, checked against each agent)."""
+
+    queue: str
+    language: str  # the base language
+    skills: frozenset[str]
+
+    @classmethod
+    def of(cls, case: Case, policy: Assignment) -> Need:
+        return cls(
+            case.queue, base_language(case.language), policy.required_skills(case.queue, case.tags)
+        )
+
+
+def may_take(agent: Agent, need: Need, load: int, *, wide: bool) -> bool:
     return (
         agent.presence is Presence.ONLINE
         and load < agent.capacity
-        and (not agent.queues or case.queue in agent.queues)
-        and agent.serves_language(case.language)
-        and policy.required_skills(case.queue, case.tags) <= skills
+        and (not agent.queues or need.queue in agent.queues)
+        and agent.serves_language(need.language)
+        and all(s in agent.skills or (wide and s in agent.secondary_skills) for s in need.skills)
     )
 
 
@@ -132,12 +150,13 @@ def choose_agent(
 
     least_loaded: the fewest open cases for the capacity (then the fewest cases); round_robin:
     the agent whose last case is oldest, whatever the load. Ties: the longest idle, then id."""
+    need = Need.of(case, policy)
     for wide in (False, True) if widened(case, policy, now) else (False,):
         able = [
             agent
             for agent in staff.agents.values()
             if agent.agent_id not in exclude
-            and may_take(agent, case, policy, staff.load(agent.agent_id), wide=wide)
+            and may_take(agent, need, staff.load(agent.agent_id), wide=wide)
         ]
         if able:
             best = min(able, key=lambda agent: _turn(agent, staff, policy))
@@ -171,7 +190,7 @@ def next_case_for(
         for case in cases
         if case.status is CaseStatus.OPEN
         and case.assignee is None
-        and may_take(agent, case, policy, load, wide=widened(case, policy, now))
+        and may_take(agent, Need.of(case, policy), load, wide=widened(case, policy, now))
     ]
     return min(takeable, key=breach_order, default=None)
 

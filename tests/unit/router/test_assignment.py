@@ -24,8 +24,9 @@ from services.router.core import (
     TimerKind,
     decide,
 )
-from services.router.core.agents import Agent, AgentProfile, Presence
+from services.router.core.agents import Agent, AgentProfile, Presence, base_language
 from services.router.core.assignment import (
+    Need,
     Staff,
     StoredAgent,
     breach_order,
@@ -413,13 +414,18 @@ def test_never_over_capacity_never_a_mismatch_and_nobody_left_who_could_take_it(
         choice = choose_agent(case, current, POLICY, now)
         if choice is None:
             assert not any(
-                may_take(a, case, POLICY, current.load(a.agent_id), wide=widened(case, POLICY, now))
+                may_take(
+                    a,
+                    Need.of(case, POLICY),
+                    current.load(a.agent_id),
+                    wide=widened(case, POLICY, now),
+                )
                 for a in team
             )
             continue
         chosen = by_id[choice.agent_id]
         assert chosen.presence is Presence.ONLINE
-        assert chosen.serves_language(case.language)
+        assert chosen.serves_language(base_language(case.language))
         skills = set(chosen.skills) | (set(chosen.secondary_skills) if choice.wide else set())
         assert POLICY.required_skills(case.queue, case.tags) <= skills
         assert not choice.wide or widened(case, POLICY, now)
@@ -442,7 +448,11 @@ def test_next_is_a_case_the_agent_may_take_and_none_is_closer_to_breach(
     current = staff(*team)
     for member in team:
         offered = next_case_for(member, cases, current, POLICY, now)
-        able = [c for c in cases if may_take(member, c, POLICY, 0, wide=widened(c, POLICY, now))]
+        able = [
+            c
+            for c in cases
+            if may_take(member, Need.of(c, POLICY), 0, wide=widened(c, POLICY, now))
+        ]
         if offered is None:
             assert not able
             continue

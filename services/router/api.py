@@ -15,7 +15,8 @@ from typing import Annotated, Any, Literal
 
 import orjson
 from cryptography.fernet import MultiFernet
-from fastapi import APIRouter, Depends, Header, Query, status
+from fastapi import APIRouter, Depends, Header, Query, Response, status
+from fastapi import Path as FastApiPath
 from pydantic import (
     AnyHttpUrl,
     AwareDatetime,
@@ -29,6 +30,7 @@ from pydantic import (
 from services.router import repository
 from services.router.config import RouterSettings
 from services.router.core import ActionRefused
+from services.router.core.agents import Agent, AgentProfile, Presence
 from services.router.egress import RefusedDestination, vetted_addresses
 from services.router.handlers import CaseRouter
 from services.router.webhooks import new_secret
@@ -619,5 +621,119 @@ async def act_on_case(
         raise Problem(refused.status, title, str(refused)) from None
     async with db.begin() as conn:
         after = await repository.case_by_id(conn, settings.tenant, case_id)
+    assert after is not None
+    return CaseSummary(case=after.case, sla_state=after.sla_state, updated_at=after.updated_at)
+
+
+# -- agents and assignment ------------------------------------------------------------------
+
+AgentPathId = Annotated[
+    str, FastApiPath(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@-]*$")
+]
+
+
+class AgentOut(Agent):
+    load: int = Field(description="Open (or responded) cases assigned to the agent")
+
+
+class PresenceIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    presence: Presence
+
+
+async def _agent_out(case_router: CaseRouter, agent_id: str) -> AgentOut:
+    staff = await case_router.staff()
+    agent = staff.agents.get(agent_id)
+    if agent is None:
+        raise Problem(404, "Not Found", f"no agent {agent_id}")
+    return AgentOut(**agent.model_dump(), load=staff.load(agent_id))
+
+
+@router.get(
+    "/agents",
+    response_model=list[AgentOut],
+    summary="The agents (the playbook's and the API's; the API's definition wins), with loads",
+)
+async def list_agents(case_router: Router) -> list[AgentOut]:
+    staff = await case_router.staff()
+    return [
+        AgentOut(**agent.model_dump(), load=staff.load(agent.agent_id))
+        for agent in staff.agents.values()
+    ]
+
+
+@router.get(
+    "/agents/{agent_id}",
+    response_model=AgentOut,
+    summary="One agent with its load",
+    responses={404: {"description": "No such agent"}},
+)
+async def get_agent(agent_id: AgentPathId, case_router: Router) -> AgentOut:
+    return await _agent_out(case_router, agent_id)
+
+
+@router.put(
+    "/agents/{agent_id}",
+    response_model=AgentOut,
+    summary="Create or replace an agent (replaces the playbook's agent of the same id)",
+    responses={422: {"description": "A queue the playbook does not have"}},
+)
+async def put_agent(
+    agent_id: AgentPathId, body: AgentProfile, settings: Settings, db: DB, case_router: Router
+) -> AgentOut:
+    unknown = sorted(set(body.queues) - set(case_router.playbook.queues))
+    if unknown:
+        raise Problem(
+            422,
+            "Unprocessable Content",
+            f"unknown queues {unknown}; the playbook has {sorted(case_router.playbook.queues)}",
+            errors=[{"field": "queues", "message": f"unknown queues {unknown}"}],
+        )
+    async with db.begin() as conn:
+        await repository.put_agent(conn, settings.tenant, agent_id, body)
+    return await _agent_out(case_router, agent_id)
+
+
+@router.patch(
+    "/agents/{agent_id}/presence",
+    response_model=AgentOut,
+    summary="Set an agent online (takes cases), away (keeps its cases) or offline",
+    responses={404: {"description": "No such agent"}},
+)
+async def set_agent_presence(
+    agent_id: AgentPathId, body: PresenceIn, settings: Settings, db: DB, case_router: Router
+) -> AgentOut:
+    if agent_id not in (await case_router.staff()).agents:
+        raise Problem(404, "Not Found", f"no agent {agent_id}")
+    async with db.begin() as conn:
+        await repository.set_presence(conn, settings.tenant, agent_id, body.presence)
+    return await _agent_out(case_router, agent_id)
+
+
+@router.post(
+    "/agents/{agent_id}/next",
+    response_model=CaseSummary,
+    summary="Claim the open unassigned case closest to breach that the agent may take",
+    responses={
+        204: {"description": "No case for this agent now"},
+        404: {"description": "No such agent"},
+        409: {"description": "The agent is not online, or is at capacity"},
+    },
+)
+async def claim_next_case(
+    agent_id: AgentPathId, settings: Settings, db: DB, case_router: Router
+) -> CaseSummary | Response:
+    """The case is assigned to the agent through the decider (a `case.updated` with the assign
+    action). Two agents asking at once never get the same case."""
+    try:
+        claimed = await case_router.claim_next(agent_id)
+    except ActionRefused as refused:
+        title = {404: "Not Found", 409: "Conflict"}.get(refused.status, "Unprocessable Content")
+        raise Problem(refused.status, title, str(refused)) from None
+    if claimed is None:
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
+    async with db.begin() as conn:
+        after = await repository.case_by_id(conn, settings.tenant, claimed.case_id)
     assert after is not None
     return CaseSummary(case=after.case, sla_state=after.sla_state, updated_at=after.updated_at)

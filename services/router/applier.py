@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -15,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.router import repository
 from services.router.core import (
+    AgentAssigned,
     CancelTimers,
     Effect,
     EmitCaseEvent,
@@ -72,6 +74,8 @@ class Applier:
     timers: dict[uuid.UUID, Timer] = field(default_factory=dict)
     cancels: list[CancelTimers] = field(default_factory=list)
     history: list[dict[str, Any]] = field(default_factory=list)
+    # Each agent's latest assignment in the batch.
+    assigned: dict[str, datetime] = field(default_factory=dict)
     _sequences: dict[uuid.UUID, int] = field(default_factory=dict)
     # (event type, priority, queue) of each case event, counted once the batch commits.
     case_events: Counter[tuple[str, str, str]] = field(default_factory=Counter)
@@ -153,6 +157,8 @@ class Applier:
                             del self.timers[timer_id]
                 case SaveCrisis(crisis=crisis):
                     self.crises[crisis.crisis_id] = crisis
+                case AgentAssigned(agent_id=agent_id, at=at):
+                    self.assigned[agent_id] = max(at, self.assigned.get(agent_id, at))
 
     def _numbered(self, effect: EmitCaseEvent) -> EmitCaseEvent:
         """The event with the case's next sequence number, which the stored case keeps."""
@@ -221,3 +227,4 @@ class Applier:
         await repository.add_outbox(conn, self.outbox)
         await repository.add_case_events(conn, self.history)
         await repository.enqueue_deliveries(conn, self.deliveries)
+        await repository.mark_assigned(conn, self.tenant, self.assigned)

@@ -32,6 +32,9 @@ from services.router.core import (
     decide,
 )
 from services.router.core.actions import suggested_next_step
+from services.router.core.agents import Presence
+from services.router.core.assignment import Staff, next_case_for, roster
+from services.router.core.effects import TimerKind
 from services.router.metrics import (
     CASE_EVENTS,
     MENTIONS_DUPLICATE,
@@ -66,6 +69,8 @@ OUTBOX_BATCH = 500
 HANDOFF_MENTIONS = 1000
 HANDOFF_HISTORY = 1000
 TIMER_BATCH = 500
+# `next` ranks at most this many open unassigned cases (earliest first-response deadline first).
+NEXT_CANDIDATES = 200
 # Published case events stay in the outbox a day, and fired timers a week, for inspection.
 OUTBOX_KEPT = timedelta(days=1)
 FIRED_TIMERS_KEPT = timedelta(days=7)
@@ -165,6 +170,7 @@ class CaseRouter:
                 conn, repository.CRISIS_TOPIC_LOCKS, [f"{self._tenant}|{t}" for t in topics]
             )
             crises = await repository.open_crises_for_update(conn, self._tenant, topics)
+            staff = await self._staff(conn, self._playbook.assignment.automatic)
             applier = Applier(self._tenant, await repository.subscriptions(conn, self._tenant))
             now = utcnow()
             for envelope in fresh.values():
@@ -181,10 +187,13 @@ class CaseRouter:
                     ),
                     self._playbook,
                     now,
+                    staff,
                 )
                 applier.apply(
                     decision.case, decision.effects, envelope.trace, source_event_id=envelope.id
                 )
+                if staff is not None:
+                    staff = staff.after(current.get(key), decision.case, decision.effects)
                 if decision.case is not None:
                     current[key] = decision.case
                 for crisis in applier.crises.values():
@@ -211,6 +220,11 @@ class CaseRouter:
             crises, busy_crises = await repository.crises_by_id_for_update(
                 conn, sorted({c for c in crisis_of.values() if c is not None})
             )
+            staff = await self._staff(
+                conn,
+                self._playbook.assignment.automatic
+                or any(t.kind is TimerKind.REASSIGN for t in due),
+            )
             applier = Applier(self._tenant, await repository.subscriptions(conn, self._tenant))
             fired: list[uuid.UUID] = []
             for timer in due:
@@ -220,7 +234,9 @@ class CaseRouter:
                 case = cases.get(timer.case_id) if timer.case_id else None
                 crisis = crises.get(crisis_id) if crisis_id else None
                 try:
-                    decision = decide(case, TimerInput(timer, crisis=crisis), self._playbook, now)
+                    decision = decide(
+                        case, TimerInput(timer, crisis=crisis), self._playbook, now, staff
+                    )
                 except Exception:
                     # A timer the playbook cannot act on (it changed since) is parked, logged,
                     # and counted; it must not stop every timer behind it.
@@ -229,6 +245,8 @@ class CaseRouter:
                     fired.append(timer.timer_id)
                     continue
                 applier.apply(decision.case, decision.effects, TraceContext.new())
+                if staff is not None:
+                    staff = staff.after(case, decision.case, decision.effects)
                 if decision.case is not None:
                     cases[decision.case.case_id] = decision.case
                 crises.update(applier.crises)
@@ -270,7 +288,8 @@ class CaseRouter:
             package = None
             if case is not None and action.kind is ActionKind.HANDOFF:
                 package = await self._handoff_package(conn, case, action, handoff_queue)
-            decision = decide(case, ActionInput(action, package), self._playbook, utcnow())
+            staff = await self._staff(conn, self._playbook.assignment.automatic)
+            decision = decide(case, ActionInput(action, package), self._playbook, utcnow(), staff)
             applier = Applier(self._tenant, await repository.subscriptions(conn, self._tenant))
             applier.apply(decision.case, decision.effects, TraceContext.new())
             await applier.flush(conn)
@@ -365,3 +384,73 @@ class CaseRouter:
         async with self._db.begin() as conn:
             await repository.prune_outbox(conn, utcnow() - OUTBOX_KEPT)
             await repository.prune_timers(conn, utcnow() - FIRED_TIMERS_KEPT)
+
+    # -- agents and assignment -------------------------------------------------------------
+
+    @property
+    def playbook(self) -> Playbook:
+        return self._playbook
+
+    async def _staff(self, conn: AsyncConnection, needed: bool) -> Staff | None:
+        """The agents and their loads, under the tenant's assignment lock (held to the commit),
+        when the transaction's decisions may assign."""
+        if not needed:
+            return None
+        await repository.lock_assignment(conn, self._tenant)
+        return await self._read_staff(conn)
+
+    async def _read_staff(self, conn: AsyncConnection) -> Staff:
+        stored = await repository.stored_agents(conn, self._tenant)
+        return Staff(
+            roster(self._playbook.assignment, stored),
+            await repository.agent_loads(conn, self._tenant),
+        )
+
+    async def staff(self) -> Staff:
+        """The agents (the playbook's merged with the API's) and their loads, as they are."""
+        async with self._db.begin() as conn:
+            return await self._read_staff(conn)
+
+    async def claim_next(self, agent_id: str) -> Case | None:
+        """Assign the agent the open unassigned case closest to breach that it may take; None
+        when there is none. Two agents asking at once never get the same case: claims hold
+        the tenant's assignment lock, and cases a batch holds are skipped."""
+        now = utcnow()
+        async with self._db.begin() as conn:
+            staff = await self._staff(conn, True)
+            assert staff is not None
+            agent = staff.agents.get(agent_id)
+            if agent is None:
+                raise ActionRefused(f"no agent {agent_id}", status=404)
+            if agent.presence is not Presence.ONLINE:
+                raise ActionRefused(
+                    f"agent {agent_id} is {agent.presence.value}: only online agents take cases",
+                    status=409,
+                )
+            if staff.load(agent_id) >= agent.capacity:
+                raise ActionRefused(
+                    f"agent {agent_id} is at capacity ({agent.capacity} open cases)", status=409
+                )
+            candidates = await repository.unassigned_cases_for_update(
+                conn, self._tenant, agent.languages, agent.queues, NEXT_CANDIDATES
+            )
+            case = next_case_for(agent, candidates, staff, self._playbook.assignment, now)
+            if case is None:
+                return None
+            action = AgentAction(
+                action_id=uuid.uuid4(),
+                kind=ActionKind.ASSIGN,
+                actor=agent_id,
+                at=now,
+                assignee=agent_id,
+                text="next: the case closest to breach",
+            )
+            decision = decide(case, ActionInput(action), self._playbook, now, staff)
+            applier = Applier(self._tenant, await repository.subscriptions(conn, self._tenant))
+            applier.apply(decision.case, decision.effects, TraceContext.new())
+            await applier.flush(conn)
+        count_committed(applier, 0, Counter())
+        if applier.deliveries:
+            self._deliveries_due.set()
+        await self.relay_outbox()
+        return decision.case

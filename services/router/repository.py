@@ -40,6 +40,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
 from services.router.core import Timer
+from services.router.core.agents import AgentProfile, Presence
+from services.router.core.assignment import LOADED, StoredAgent
 from services.router.core.sla import sla_state
 from shared.db import metadata
 from shared.events import Case, Classification, Crisis, Mention, MentionClassified, Routing
@@ -63,6 +65,8 @@ cases = Table(
     Column("mention_count", Integer, nullable=False),
     Column("resolved_at", DateTime(timezone=True)),
     Column("crisis_id", Uuid),
+    # The agent working it: loads are counted, and `next` finds unassigned cases, by it.
+    Column("assignee", String(128)),
     # The whole case (clocks, tags, escalation); the columns above are what is queried.
     # Cases stored before 0004 have none and are read from their columns.
     Column("document", JSONB),
@@ -77,6 +81,18 @@ cases = Table(
     ),
     # Desktops page through a tenant's cases by last change (keyset pagination).
     Index("ix_router_cases_tenant_updated", "tenant", "updated_at", "case_id"),
+    Index(
+        "ix_router_cases_assignee_open",
+        "tenant",
+        "assignee",
+        postgresql_where="status IN ('open', 'responded') AND assignee IS NOT NULL",
+    ),
+    Index(
+        "ix_router_cases_unassigned_open",
+        "tenant",
+        "first_response_due_at",
+        postgresql_where="status = 'open' AND assignee IS NULL",
+    ),
 )
 
 case_events = Table(
@@ -1107,3 +1123,121 @@ async def rotate_secret(
         )
     )
     return bool(result.rowcount == 1)
+
+
+# -- agents and assignment ------------------------------------------------------------------
+
+agents = Table(
+    "router_agents",
+    metadata,
+    Column("tenant", String(64), primary_key=True),
+    Column("agent_id", String(128), primary_key=True),
+    # The definition written through the API (NULL: the playbook's agent of this id).
+    Column("profile", JSONB),
+    # Set through the API; NULL: the definition's.
+    Column("presence", String(16)),
+    Column("last_assigned_at", DateTime(timezone=True)),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+# pg_advisory_xact_lock(space, hashtext(tenant)): one assignment at a time per tenant, so loads
+# read for a decision are still true when it commits (no agent over capacity, no case twice).
+ASSIGNMENT_LOCKS = 0x5C5_C2
+
+
+async def lock_assignment(conn: AsyncConnection, tenant: str) -> None:
+    """Taken after the cases a transaction changes: its holder never waits for a case (`next`
+    skips locked ones), so it cannot deadlock with a batch holding cases."""
+    await lock_keys(conn, ASSIGNMENT_LOCKS, [tenant])
+
+
+async def stored_agents(conn: AsyncConnection, tenant: str) -> list[StoredAgent]:
+    result = await conn.execute(select(agents).where(agents.c.tenant == tenant))
+    return [
+        StoredAgent(
+            agent_id=row.agent_id,
+            profile=AgentProfile.model_validate(row.profile) if row.profile else None,
+            presence=Presence(row.presence) if row.presence else None,
+            last_assigned_at=row.last_assigned_at,
+        )
+        for row in result
+    ]
+
+
+async def agent_loads(conn: AsyncConnection, tenant: str) -> dict[str, int]:
+    """Open (or responded) cases per assignee."""
+    result = await conn.execute(
+        select(cases.c.assignee, func.count())
+        .where(
+            and_(
+                cases.c.tenant == tenant,
+                cases.c.assignee.is_not(None),
+                cases.c.status.in_([s.value for s in LOADED]),
+            )
+        )
+        .group_by(cases.c.assignee)
+    )
+    return {row[0]: int(row[1]) for row in result}
+
+
+def _upsert_agent(tenant: str, agent_id: str, **values: Any) -> Any:
+    statement = insert(agents).values(tenant=tenant, agent_id=agent_id, **values)
+    return statement.on_conflict_do_update(
+        index_elements=[agents.c.tenant, agents.c.agent_id],
+        set_={**values, "updated_at": func.now()},
+    )
+
+
+async def put_agent(
+    conn: AsyncConnection, tenant: str, agent_id: str, profile: AgentProfile
+) -> None:
+    """Write the agent's definition; its presence is the definition's from now on."""
+    await conn.execute(
+        _upsert_agent(tenant, agent_id, profile=profile.model_dump(mode="json"), presence=None)
+    )
+
+
+async def set_presence(
+    conn: AsyncConnection, tenant: str, agent_id: str, presence: Presence
+) -> None:
+    await conn.execute(_upsert_agent(tenant, agent_id, presence=presence.value))
+
+
+async def mark_assigned(conn: AsyncConnection, tenant: str, latest: dict[str, datetime]) -> None:
+    for agent_id, at in sorted(latest.items()):
+        statement = insert(agents).values(tenant=tenant, agent_id=agent_id, last_assigned_at=at)
+        await conn.execute(
+            statement.on_conflict_do_update(
+                index_elements=[agents.c.tenant, agents.c.agent_id],
+                set_={
+                    "last_assigned_at": func.greatest(
+                        agents.c.last_assigned_at, statement.excluded.last_assigned_at
+                    )
+                },
+            )
+        )
+
+
+async def unassigned_cases_for_update(
+    conn: AsyncConnection, tenant: str, languages: list[str], queues: list[str], limit: int
+) -> list[Case]:
+    """Open unassigned cases an agent of these languages and queues might take (empty queues:
+    any), earliest first-response deadline first, locked; cases another transaction holds are
+    skipped. The core ranks them by their actual deadline."""
+    primary = func.split_part(func.lower(cases.c.language), "-", 1)
+    conditions = [
+        cases.c.tenant == tenant,
+        cases.c.status == "open",
+        cases.c.assignee.is_(None),
+        primary.in_([*languages, "", "und"]),
+    ]
+    if queues:
+        conditions.append(cases.c.queue.in_(queues))
+    result = await conn.execute(
+        select(*CASE_COLUMNS, cases.c.document)
+        .where(and_(*conditions))
+        .order_by(cases.c.first_response_due_at, cases.c.case_id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return [_case(row) for row in result]

@@ -12,6 +12,7 @@ from services.router.core.cases import (
     decide,
 )
 from services.router.core.effects import (
+    AgentAssigned,
     CancelTimers,
     Effect,
     EmitCaseEvent,
@@ -27,6 +28,7 @@ from services.router.core.playbook import Playbook
 __all__ = [
     "ActionInput",
     "ActionRefused",
+    "AgentAssigned",
     "BusinessCalendar",
     "CancelTimers",
     "Decision",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from services.router.core.assignment import on_assigned
 from services.router.core.effects import Effect, EmitCaseEvent
 from services.router.core.escalation import escalate, requeue
 from services.router.core.playbook import Playbook
@@ -71,6 +72,7 @@ def act(
     match action.kind:
         case ActionKind.ASSIGN:
             case = case.model_copy(update={"assignee": action.assignee or action.actor})
+            effects = on_assigned(case, playbook, at)
         case ActionKind.NOTE:
             if not action.text:
                 raise ActionRefused("a note needs text", status=422)

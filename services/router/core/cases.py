@@ -11,6 +11,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from services.router.core.actions import ActionRefused, act
+from services.router.core.assignment import (
+    ROUTER_ACTOR,
+    Staff,
+    choose_agent,
+    reassign_is_current,
+    widen_timer,
+    widened,
+)
 from services.router.core.effects import (
     Effect,
     EmitCaseEvent,
@@ -35,6 +43,7 @@ from services.router.core.sla import (
     timer_is_current,
 )
 from shared.events import (
+    ActionKind,
     AgentAction,
     Case,
     CaseEvent,
@@ -85,7 +94,24 @@ class Decision:
     effects: list[Effect] = field(default_factory=list)
 
 
-def decide(case: Case | None, given: Input, playbook: Playbook, now: datetime) -> Decision:
+def decide(
+    case: Case | None,
+    given: Input,
+    playbook: Playbook,
+    now: datetime,
+    staff: Staff | None = None,
+) -> Decision:
+    """`staff` (the agents and their loads, read by the caller) lets the decision assign: an
+    open case left without an assignee is offered to an agent when the playbook's assignment
+    is automatic, and the assignment timers act on it. Without it, nobody is assigned."""
+    if isinstance(given, TimerInput) and given.timer.kind in ASSIGNMENT_TIMERS:
+        decision = _assignment_timer(case, given.timer, playbook, staff, now)
+    else:
+        decision = _decide(case, given, playbook, now)
+    return _auto_assign(decision, playbook, staff, now)
+
+
+def _decide(case: Case | None, given: Input, playbook: Playbook, now: datetime) -> Decision:
     if isinstance(given, TimerInput):
         return _timer_fired(case, given, playbook, now)
     if isinstance(given, ActionInput):
@@ -96,6 +122,74 @@ def decide(case: Case | None, given: Input, playbook: Playbook, now: datetime) -
     if item.classification is None:
         return _brand_reply(case, given, playbook)
     return _customer_mention(case, given, playbook, now)
+
+
+# -- assignment ----------------------------------------------------------------------------
+
+ASSIGNMENT_TIMERS = (TimerKind.REASSIGN, TimerKind.WIDEN)
+
+
+def _auto_assign(
+    decision: Decision, playbook: Playbook, staff: Staff | None, now: datetime
+) -> Decision:
+    policy = playbook.assignment
+    case = decision.case
+    if (
+        staff is None
+        or not policy.automatic
+        or case is None
+        or case.status is not CaseStatus.OPEN
+        or case.assignee is not None
+    ):
+        return decision
+    choice = choose_agent(case, staff, policy, now)
+    if choice is None:
+        later = [] if widened(case, policy, now) else widen_timer(case, policy)
+        return Decision(case, decision.effects + later)
+    case, effects = _assign(
+        case, choice.agent_id, f"automatic: {choice.reason(policy)}", playbook, now
+    )
+    return Decision(case, decision.effects + effects)
+
+
+def _assignment_timer(
+    case: Case | None, timer: Timer, playbook: Playbook, staff: Staff | None, now: datetime
+) -> Decision:
+    """A widening timer leaves the case to automatic assignment (it may widen now); a
+    reassignment timer whose assignee has still not answered gives the case to another agent
+    who may take it (with none, the case stays where it is and the SLA warning follows)."""
+    if (
+        timer.kind is not TimerKind.REASSIGN
+        or playbook.assignment.reassign_before_warning_minutes is None  # switched off since
+        or case is None
+        or staff is None
+        or not reassign_is_current(case, timer)
+    ):
+        return Decision(case)
+    assert case.assignee is not None
+    policy = playbook.assignment
+    choice = choose_agent(case, staff, policy, now, exclude=frozenset({case.assignee}))
+    if choice is None:
+        return Decision(case)
+    why = f"reassigned: {case.assignee} had not answered before the SLA warning"
+    return Decision(
+        *_assign(case, choice.agent_id, f"{why} ({choice.reason(policy)})", playbook, now)
+    )
+
+
+def _assign(
+    case: Case, agent_id: str, why: str, playbook: Playbook, now: datetime
+) -> tuple[Case, list[Effect]]:
+    """Through the agents' own assign action, so the same event and timers follow."""
+    action = AgentAction(
+        action_id=stable_id("auto-assign", str(case.case_id), agent_id, now.isoformat()),
+        kind=ActionKind.ASSIGN,
+        actor=ROUTER_ACTOR,
+        at=now,
+        assignee=agent_id,
+        text=why,
+    )
+    return act(case, action, playbook)
 
 
 # -- customer mentions ----------------------------------------------------------------------

@@ -28,6 +28,8 @@ class TimerKind(StrEnum):
     ESCALATION = "escalation"  # a ladder step that waits
     INACTIVITY = "inactivity"  # resolve a case nobody wrote in
     CRISIS_QUIET = "crisis_quiet"  # close a crisis that went quiet
+    REASSIGN = "reassign"  # the assignee has not answered before the SLA warning
+    WIDEN = "widen"  # an unassigned case may now go to agents with the skill as a secondary one
 
 
 class Timer(BaseModel):
@@ -108,4 +110,20 @@ class RecordMention:
     routing: Routing | None
 
 
-Effect = EmitCaseEvent | EmitCrisisEvent | StartTimer | CancelTimers | SaveCrisis | RecordMention
+@dataclass(frozen=True)
+class AgentAssigned:
+    """An agent was given a case: when, so the longest idle goes first next time."""
+
+    agent_id: str
+    at: datetime
+
+
+Effect = (
+    EmitCaseEvent
+    | EmitCrisisEvent
+    | StartTimer
+    | CancelTimers
+    | SaveCrisis
+    | RecordMention
+    | AgentAssigned
+)

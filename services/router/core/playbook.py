@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from services.router.core.agents import AgentId, AgentProfile, Skill
 from services.router.core.calendar import BusinessCalendar, HolidaySource, Shift, Weekday
 from shared.events import Channel, ClockKind, Intent, MentionKind, Priority
 
@@ -229,6 +230,32 @@ class OutOfHours(Strict):
     acknowledgement: dict[str, str] = Field(default_factory=dict)
 
 
+class Assignment(Strict):
+    """Who gets a case. A case needs the skills of its queue (`skills`) and of its tags
+    (`tag_skills`); an agent takes it when online, serving its queue and language, holding those
+    skills as primary ones (or as secondary ones once the case has waited `widen_after_minutes`
+    since it opened) and below capacity. `least_loaded` picks the agent with the fewest open
+    cases for its capacity, `round_robin` the one whose last case is oldest; ties go to the
+    longest idle, then the id."""
+
+    automatic: bool = Field(default=False, description="Assign cases as they open")
+    policy: Literal["least_loaded", "round_robin"] = "least_loaded"
+    widen_after_minutes: Minutes | None = None
+    # An assignee who has not answered this long before the response clock's warning loses the
+    # case to another eligible agent (0: at the warning; null: never).
+    reassign_before_warning_minutes: float | None = Field(
+        default=None, ge=0, le=YEAR_MINUTES, allow_inf_nan=False
+    )
+    skills: dict[Name, list[Skill]] = Field(default_factory=dict, description="Per queue")
+    tag_skills: dict[str, Skill] = Field(default_factory=dict, description="Tag -> skill")
+    agents: dict[AgentId, AgentProfile] = Field(default_factory=dict)
+
+    def required_skills(self, queue: str, tags: Sequence[str]) -> frozenset[str]:
+        return frozenset(self.skills.get(queue, [])) | {
+            self.tag_skills[t] for t in tags if t in self.tag_skills
+        }
+
+
 class Playbook(Strict):
     format: Literal[1] = 1
     brand: str = Field(min_length=1, max_length=128)
@@ -248,6 +275,7 @@ class Playbook(Strict):
     out_of_hours: OutOfHours = Field(default_factory=OutOfHours)
     # Suggested when a rule says `acknowledge` while the queue is open, per language.
     acknowledgements: dict[str, str] = Field(default_factory=dict)
+    assignment: Assignment = Field(default_factory=Assignment)
     _calendars: dict[str, BusinessCalendar] = PrivateAttr(default_factory=dict)
 
     @property
@@ -287,6 +315,11 @@ class Playbook(Strict):
                 need("queue", step.queue, self.queues, (*path, "queue"))
         need("ladder", self.crisis.ladder, self.ladders, ("crisis", "ladder"))
         need("queue", self.crisis.queue, self.queues, ("crisis", "queue"))
+        for skilled in self.assignment.skills:
+            need("queue", skilled, self.queues, ("assignment", "skills", skilled))
+        for agent_id, agent in self.assignment.agents.items():
+            for served in agent.queues:
+                need("queue", served, self.queues, ("assignment", "agents", agent_id, "queues"))
         problems += [(("sla",), gap) for gap in self._sla_gaps()]
         # Shifts and zones are checked here, once; the decider reuses the built calendars.
         self._calendars = {}

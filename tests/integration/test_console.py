@@ -140,6 +140,11 @@ def work_the_case(
     driver.find_element(By.ID, "act-claim").click()
     wait_for(driver, "the claim", lambda: fact(driver, "Assignee") == AGENT)
 
+    note = "<i>check the line</i> before answering"
+    driver.find_element(By.ID, "note-text").send_keys(note)
+    driver.find_element(By.ID, "act-note").click()
+    wait_for(driver, "the note", lambda: note in driver.find_element(By.ID, "history").text)
+
     reply = "Hola Lucía, lo siento: te escribimos por privado para revisar tu línea."
     driver.find_element(By.ID, "reply-text").send_keys(reply)
     driver.find_element(By.ID, "act-reply").click()
@@ -158,7 +163,7 @@ def work_the_case(
 
     # Nothing the customer wrote ran, and no element came from their text.
     assert driver.execute_script("return window.__xss === undefined")
-    assert not driver.find_elements(By.CSS_SELECTOR, 'img[src="x"], #case b, #case script')
+    assert not driver.find_elements(By.CSS_SELECTOR, 'img[src="x"], #case b, #case i, #case script')
     assert sorted(p.name for p in shots.glob("*.png")) == [
         "1-queue.png",
         "2-case.png",
@@ -186,7 +191,7 @@ async def test_a_mention_is_claimed_answered_and_resolved_from_the_console(
     assert detail["case"]["status"] == "resolved"
     assert detail["case"]["assignee"] == AGENT
     assert [e["mention"]["kind"] for e in detail["conversation"]] == ["mention", "reply"]
-    actors = {h["type"]: h["detail"].get("actor") for h in detail["history"]}
+    actors = {h["type"]: h["detail"].get("action", {}).get("actor") for h in detail["history"]}
     assert actors["case.resolved"] == AGENT
 
 

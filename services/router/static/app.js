@@ -199,10 +199,19 @@ async function openCase(caseId) {
   renderConversation(detail.conversation, detail.conversation_truncated);
   renderProfile(detail);
   renderSuggestions(detail);
-  $("history").replaceChildren(...detail.history.map((h) =>
-    el("li", {}, el("time", {}, when(h.occurred_at)), " ", el("strong", {}, h.type),
-      h.detail && h.detail.actor ? ` by ${h.detail.actor}` : "")));
+  $("history").replaceChildren(...detail.history.map(historyEntry));
   renderQueues();
+}
+
+// One event of the case: what happened, which action by whom, and a note's text.
+function historyEntry(entry) {
+  const action = (entry.detail || {}).action;
+  const item = el("li", {}, el("time", {}, when(entry.occurred_at)), " ", el("strong", {}, entry.type));
+  if (action) {
+    item.append(` by ${action.actor} (${action.kind})`);
+    if (action.kind === "note" && action.text) item.append(el("q", { className: "note" }, action.text));
+  }
+  return item;
 }
 
 function renderConversation(entries, truncated) {

@@ -1,0 +1,95 @@
+"""Schemathesis against each service's published OpenAPI document, on the real stack and with
+the keys a client holds: whatever it generates (valid or not), no answer is a 5xx.
+
+Bounded so the four runs take about a minute: a few examples per operation, no stateful phase.
+The CLI runs in a subprocess so the session's event loop (and its webhook receiver) keeps
+running meanwhile."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import httpx
+import pytest
+
+from tests.integration.conftest import (
+    ADMIN_AUTH,
+    CLASSIFIER_TOKEN,
+    INGEST_TOKEN,
+    REPO,
+    Stack,
+)
+
+SCHEMATHESIS = REPO / ".venv" / "bin" / "schemathesis"
+MAX_EXAMPLES = "8"
+RUN_TIMEOUT_SECONDS = 150
+TOKENS = {
+    "router": ADMIN_AUTH["Authorization"].removeprefix("Bearer "),
+    "ingest": INGEST_TOKEN,
+    "classifier": CLASSIFIER_TOKEN,
+    "kpi": None,
+}
+# The event stream answers for minutes by design; the console's tests cover it.
+EXCLUDED_PATHS = {"router": ["/v1/cases/stream"]}
+
+
+async def fuzz(stack: Stack, service: str) -> tuple[int, str]:
+    url = stack.url(service)
+    token = TOKENS[service]
+    command = [
+        str(SCHEMATHESIS),
+        "run",
+        f"{url}/openapi.json",
+        "--checks",
+        "not_a_server_error",
+        "--max-examples",
+        MAX_EXAMPLES,
+        "--phases",
+        "examples,coverage,fuzzing",
+        "--request-timeout",
+        "20",
+        "--workers",
+        "2",
+        "--no-color",
+    ]
+    if token:
+        command += ["--header", f"Authorization: Bearer {token}"]
+    for path in EXCLUDED_PATHS.get(service, []):
+        command += ["--exclude-path", path]
+    process = await asyncio.create_subprocess_exec(
+        *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+    try:
+        output, _ = await asyncio.wait_for(process.communicate(), RUN_TIMEOUT_SECONDS)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        raise AssertionError(
+            f"schemathesis on {service} ran past {RUN_TIMEOUT_SECONDS} s"
+        ) from None
+    assert process.returncode is not None
+    return process.returncode, output.decode(errors="replace")
+
+
+async def endpoint_ids(stack: Stack) -> set[str]:
+    async with httpx.AsyncClient(headers=ADMIN_AUTH) as client:
+        listed = await client.get(f"{stack.url('router')}/v1/webhook-endpoints")
+    assert listed.status_code == 200, listed.text
+    return {endpoint["id"] for endpoint in listed.json()}
+
+
+@pytest.mark.parametrize("service", ["router", "ingest", "classifier", "kpi"])
+async def test_no_generated_request_gets_a_server_error(stack: Stack, service: str) -> None:
+    registered = await endpoint_ids(stack)
+    try:
+        status, output = await fuzz(stack, service)
+    finally:
+        # What the fuzzer registered would get the other tests' case events.
+        async with httpx.AsyncClient(headers=ADMIN_AUTH) as client:
+            for endpoint_id in await endpoint_ids(stack) - registered:
+                await client.delete(
+                    f"{stack.url('router')}/v1/webhook-endpoints/{uuid.UUID(endpoint_id)}"
+                )
+    assert status == 0, output[-6000:]
+    assert "not_a_server_error" in output or "passed" in output.lower(), output[-2000:]

@@ -20,9 +20,9 @@ import httpx
 import orjson
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
-from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.integration.conftest import ADMIN_AUTH, ADMIN_KEY, INGEST_AUTH, Stack, eventually
@@ -65,41 +65,57 @@ def browser() -> Iterator[webdriver.Chrome]:
 
 
 def wait_for(driver: webdriver.Chrome, what: str, check: Callable[[], Any]) -> Any:
-    """Poll `check` in the page until it returns something truthy (its value)."""
+    """Poll `check` until it returns something truthy (its value). The page re-renders on every
+    streamed change, so an element found a moment ago may be gone: that is one more try."""
     try:
-        return WebDriverWait(driver, 60, poll_frequency=0.2).until(lambda _: check())
-    except Exception as exc:
+        return WebDriverWait(
+            driver, 60, poll_frequency=0.2, ignored_exceptions=(StaleElementReferenceException,)
+        ).until(lambda _: check())
+    except TimeoutException as exc:
         raise AssertionError(f"console: {what} did not happen within 60 s") from exc
 
 
-def case_row(driver: webdriver.Chrome, case_id: str) -> WebElement | None:
-    rows = driver.find_elements(By.CSS_SELECTOR, f'li.case-row[data-case-id="{case_id}"]')
-    return rows[0] if rows else None
+# What the page shows, read in one go (no element can go stale halfway). textContent is the
+# text as the page holds it, markup characters and all.
+SNAPSHOT = """
+const texts = (selector) => [...document.querySelectorAll(selector)].map((n) => n.textContent);
+const panel = document.getElementById("case");
+const facts = {};
+for (const term of document.querySelectorAll("#case-facts dt")) {
+  facts[term.textContent] = term.nextElementSibling.textContent;
+}
+const countdown = document.querySelector(`.countdown[data-case-id="${arguments[0]}"]`);
+return {
+  case_id: panel.getAttribute("data-case-id"),
+  status: panel.getAttribute("data-status"),
+  facts,
+  listed: document.querySelector(`li.case-row[data-case-id="${arguments[0]}"]`) !== null,
+  countdown: countdown ? countdown.textContent : null,
+  customer: texts("#conversation .mention:not(.reply) .text"),
+  replies: texts("#conversation .mention.reply .text"),
+  reasons: texts("#conversation .reasons li").length,
+  trace: texts("#conversation details.trace li").length,
+  profile: document.getElementById("profile").textContent,
+  history: document.getElementById("history").textContent,
+  live: document.getElementById("live").textContent,
+};
+"""
 
 
-def shown_case(driver: webdriver.Chrome, case_id: str, status: str | None = None) -> bool:
-    panel = driver.find_element(By.ID, "case")
-    return panel.get_attribute("data-case-id") == case_id and (
-        status is None or panel.get_attribute("data-status") == status
-    )
-
-
-def fact(driver: webdriver.Chrome, name: str) -> str | None:
-    for term in driver.find_elements(By.CSS_SELECTOR, "#case-facts dt"):
-        if term.text == name:
-            return str(term.find_element(By.XPATH, "following-sibling::dd[1]").text)
-    return None
+def page(driver: webdriver.Chrome, case_id: str = "") -> dict[str, Any]:
+    shown: dict[str, Any] = driver.execute_script(SNAPSHOT, case_id)
+    return shown
 
 
 def work_the_case(
     driver: webdriver.Chrome, router: str, ingest: str, conversation: str, shots: Path
 ) -> str:
-    """Sign in, see the mention arrive live, open, claim, answer, resolve; the case id."""
+    """Sign in, see the mention arrive live, open, claim, note, answer, resolve; the case id."""
     driver.get(f"{router}/console")
     driver.find_element(By.ID, "login-key").send_keys(ADMIN_KEY)
     driver.find_element(By.ID, "login-agent").send_keys(AGENT)
     driver.find_element(By.ID, "login-go").click()
-    wait_for(driver, "going live", lambda: driver.find_element(By.ID, "live").text == "live")
+    wait_for(driver, "going live", lambda: page(driver)["live"] == "live")
 
     body = mention_body(conversation, HOSTILE)
     body["author"]["display_name"] = '<b onmouseover="window.__xss=3">Lucía</b>'
@@ -120,45 +136,47 @@ def work_the_case(
 
     case_id: str = wait_for(driver, "the case opening", our_case)
     # Through the stream: the page is not reloaded.
-    row = wait_for(driver, "the case in its queue", lambda: case_row(driver, case_id))
-    countdown = row.find_element(By.CLASS_NAME, "countdown")
-    wait_for(driver, "an SLA countdown", lambda: re.search(r"\d\dm \d\ds", countdown.text))
-    first = countdown.text
-    wait_for(driver, "the countdown moving", lambda: countdown.text != first)
+    wait_for(driver, "the case in its queue", lambda: page(driver, case_id)["listed"])
+    first = wait_for(
+        driver,
+        "an SLA countdown",
+        lambda: re.fullmatch(r"(\d+h )?\d\dm \d\ds", page(driver, case_id)["countdown"] or ""),
+    ).group(0)
+    wait_for(driver, "the countdown moving", lambda: page(driver, case_id)["countdown"] != first)
     driver.save_screenshot(str(shots / "1-queue.png"))
 
-    row.click()
-    wait_for(driver, "the case opening in the page", lambda: shown_case(driver, case_id))
-    text = driver.find_element(By.CSS_SELECTOR, "#conversation .mention .text")
-    assert text.text == HOSTILE  # shown as written, markup and all
-    assert fact(driver, "Status") == "open"
-    assert driver.find_elements(By.CSS_SELECTOR, "#conversation .reasons li")
-    assert driver.find_elements(By.CSS_SELECTOR, "#conversation details.trace li")
-    assert "<b onmouseover" in driver.find_element(By.ID, "profile").text
+    def open_row() -> bool:
+        driver.find_element(By.CSS_SELECTOR, f'li.case-row[data-case-id="{case_id}"]').click()
+        return True
+
+    wait_for(driver, "a click on the case", open_row)
+    wait_for(driver, "the case opening in the page", lambda: page(driver)["case_id"] == case_id)
+    shown = wait_for(driver, "the conversation", lambda: page(driver)["customer"] and page(driver))
+    assert shown["customer"] == [HOSTILE]  # shown as written, markup and all
+    assert shown["facts"]["Status"] == "open" and shown["reasons"] and shown["trace"]
+    assert '<b onmouseover="window.__xss=3">Lucía</b>' in shown["profile"]
     driver.save_screenshot(str(shots / "2-case.png"))
 
     driver.find_element(By.ID, "act-claim").click()
-    wait_for(driver, "the claim", lambda: fact(driver, "Assignee") == AGENT)
+    wait_for(driver, "the claim", lambda: page(driver)["facts"].get("Assignee") == AGENT)
 
     note = "<i>check the line</i> before answering"
     driver.find_element(By.ID, "note-text").send_keys(note)
     driver.find_element(By.ID, "act-note").click()
-    wait_for(driver, "the note", lambda: note in driver.find_element(By.ID, "history").text)
+    wait_for(driver, "the note", lambda: note in page(driver)["history"])
 
     reply = "Hola Lucía, lo siento: te escribimos por privado para revisar tu línea."
     driver.find_element(By.ID, "reply-text").send_keys(reply)
     driver.find_element(By.ID, "act-reply").click()
-    wait_for(driver, "the reply recorded", lambda: shown_case(driver, case_id, "responded"))
-    replies = driver.find_elements(By.CSS_SELECTOR, "#conversation .mention.reply .text")
-    assert [r.text for r in replies] == [reply]
+    wait_for(driver, "the reply recorded", lambda: page(driver)["status"] == "responded")
+    assert page(driver)["replies"] == [reply]
     driver.save_screenshot(str(shots / "3-answered.png"))
 
     driver.find_element(By.ID, "act-resolve").click()
-    wait_for(driver, "the resolution", lambda: shown_case(driver, case_id, "resolved"))
-    history = driver.find_element(By.ID, "history").text
-    assert f"case.resolved by {AGENT}" in history
+    wait_for(driver, "the resolution", lambda: page(driver)["status"] == "resolved")
+    assert f"case.resolved by {AGENT}" in page(driver)["history"]
     # Resolved cases leave the default view (open, responded, handed off).
-    wait_for(driver, "the case leaving the queue", lambda: case_row(driver, case_id) is None)
+    wait_for(driver, "the case leaving the queue", lambda: not page(driver, case_id)["listed"])
     driver.save_screenshot(str(shots / "4-resolved.png"))
 
     # Nothing the customer wrote ran, and no element came from their text.

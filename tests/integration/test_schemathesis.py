@@ -52,8 +52,10 @@ async def fuzz(stack: Stack, service: str) -> tuple[int, str]:
         "examples,coverage,fuzzing",
         "--request-timeout",
         "20",
+        # One worker: CPython 3.11's ast module is not safe across threads, and hypothesis
+        # parses lambdas' source to describe strategies (a SystemError with two workers).
         "--workers",
-        "2",
+        "1",
         "--no-color",
     ]
     if token:

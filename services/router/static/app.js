@@ -10,6 +10,7 @@ const state = {
   selected: null, // case_id
   newest: null, // newest updated_at seen (ISO string), for reconnecting the stream
   stream: null, // AbortController of the running stream
+  opening: 0, // number of the latest case request
 };
 
 const $ = (id) => document.getElementById(id);
@@ -174,7 +175,10 @@ function when(iso) {
 
 async function openCase(caseId) {
   state.selected = caseId;
+  // The stream and an action may both reload the case: only the latest request is shown.
+  const ticket = ++state.opening;
   const detail = await api(`/v1/cases/${encodeURIComponent(caseId)}`);
+  if (ticket !== state.opening) return;
   remember(detail);
   const kase = detail.case;
   $("case").hidden = false;

@@ -196,6 +196,7 @@ async function openCase(caseId) {
     ["Escalated to", (kase.escalated_to || []).join(", ")],
     ["Tags", (kase.tags || []).join(", ")],
   ]);
+  enableActions(kase);
   $("case-clocks").replaceChildren(
     el("ul", { className: "clocks" }, ...(kase.clocks || []).map((c) =>
       el("li", {}, `${c.kind.replace("_", " ")}: ${c.state}, due ${when(c.due_at)}`))),
@@ -216,6 +217,19 @@ function historyEntry(entry) {
     if (action.kind === "note" && action.text) item.append(el("q", { className: "note" }, action.text));
   }
   return item;
+}
+
+// Offer only what the case as it is allows (the API refuses the rest with a 409 anyway).
+function enableActions(kase) {
+  const resolved = kase.status === "resolved";
+  const handedOff = kase.status === "handed_off";
+  for (const id of ["act-claim", "act-resolve", "act-assign", "act-priority", "act-escalate"]) {
+    $(id).disabled = resolved;
+  }
+  $("act-reopen").disabled = !resolved;
+  $("act-handoff").disabled = resolved || handedOff;
+  $("act-outcome").disabled = !handedOff;
+  $("priority-value").value = kase.priority;
 }
 
 function renderConversation(entries, truncated) {

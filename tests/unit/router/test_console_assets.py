@@ -3,12 +3,21 @@ from the API can only ever become text (no markup sinks, no inline script)."""
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import orjson
+import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from services.router import console
+from services.router import console, repository
+from services.router.core import MentionInput, decide
+from shared.events import Case
+from tests.unit.router.builders import classified, sample_playbook
 
 
 def client() -> TestClient:
@@ -43,3 +52,87 @@ def test_no_inline_script_handler_or_markup_sink() -> None:
 
 def test_a_stream_event_is_one_sse_block() -> None:
     assert console.sse("case", '{"a": 1}') == b'event: case\ndata: {"a": 1}\n\n'
+
+
+# -- the stream's polling: each change once, the overlap looked at again, resync on a flood ----
+
+
+def listing(case: Case, at: datetime) -> repository.CaseListing:
+    return repository.CaseListing(case.model_copy(), "running", at)
+
+
+async def streamed(
+    monkeypatch: pytest.MonkeyPatch, polls: list[list[repository.CaseListing]]
+) -> tuple[list[bytes], list[datetime | None]]:
+    """What case_changes yields when successive polls find `polls` (newest first, as the
+    repository answers), and the `updated_since` each poll asked for."""
+    asked: list[datetime | None] = []
+    remaining = list(polls)
+
+    async def list_cases(conn: Any, tenant: str, where: Any, **_: Any) -> Any:
+        asked.append(where.updated_since)
+        return remaining.pop(0) if remaining else []
+
+    async def disconnected() -> bool:
+        return not remaining
+
+    monkeypatch.setattr(repository, "list_cases", list_cases)
+    monkeypatch.setattr(console, "STREAM_POLL_SECONDS", 0)
+    changes = console.case_changes(
+        NoDatabase(),  # type: ignore[arg-type]
+        "default",
+        repository.CaseFilter(),
+        SINCE,
+        lifetime=60,
+        disconnected=disconnected,
+    )
+    return [chunk async for chunk in changes], asked
+
+
+class NoDatabase:
+    @contextlib.asynccontextmanager
+    async def begin(self) -> AsyncIterator[None]:
+        yield None
+
+
+SINCE = datetime(2026, 11, 4, 10, 0, tzinfo=UTC)
+
+
+def a_case(n: int) -> Case:
+    case = decide(
+        None,
+        MentionInput(classified(SINCE, platform_id=str(n), conversation=f"c{n}"), "t"),
+        sample_playbook(),
+        SINCE,
+    ).case
+    assert case is not None
+    return case
+
+
+async def test_each_change_is_sent_once_and_the_overlap_is_polled_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    one, two = a_case(1), a_case(2)
+    t1, t2 = SINCE + timedelta(seconds=1), SINCE + timedelta(seconds=2)
+    chunks, asked = await streamed(
+        monkeypatch,
+        [
+            [listing(one, t1)],
+            [listing(two, t2), listing(one, t1)],  # one again: inside the overlap
+            [listing(one, t2 + timedelta(seconds=1)), listing(two, t2)],  # one changed again
+        ],
+    )
+    events = [c for c in chunks if c.startswith(b"event: case")]
+    ids = [orjson.loads(e.split(b"data: ", 1)[1])["case"]["case_id"] for e in events]
+    assert ids == [str(one.case_id), str(two.case_id), str(one.case_id)]
+    assert asked[0] == SINCE - console.STREAM_OVERLAP
+    assert asked[2] == t2 - console.STREAM_OVERLAP  # the newest change sent, looked back on
+
+
+async def test_more_changes_than_a_batch_ask_the_client_to_reload(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    flood = [listing(a_case(n), SINCE + timedelta(seconds=n)) for n in range(console.STREAM_BATCH)]
+    chunks, _ = await streamed(monkeypatch, [flood, []])
+    assert chunks[-1].startswith(b"event: resync")
+    assert not [c for c in chunks if c.startswith(b"event: case")]

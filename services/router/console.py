@@ -59,6 +59,8 @@ ASSETS = {
 STREAM_POLL_SECONDS = 1.0
 STREAM_OVERLAP = timedelta(seconds=10)
 STREAM_BATCH = 200
+# A poll reads at most this many pages (a replay burst fits); more end in a `resync` event.
+STREAM_PAGES = 5
 STREAM_HEARTBEAT_SECONDS = 15.0
 # A stream ends after this long and the script reconnects with `since`: no connection (and
 # its per-second query) outlives a closed tab by long, whatever the proxies in between do.
@@ -90,6 +92,23 @@ def sse(event: str, data: str) -> bytes:
     return f"event: {event}\ndata: {data}\n\n".encode()
 
 
+async def _changed_since(
+    db: Database, tenant: str, where: repository.CaseFilter
+) -> list[repository.CaseListing] | None:
+    """Every case changed since `where.updated_since`, newest first, page by page; None when
+    there are more than STREAM_PAGES pages of them."""
+    found: list[repository.CaseListing] = []
+    after: tuple[datetime, uuid.UUID] | None = None
+    async with db.begin() as conn:
+        for _ in range(STREAM_PAGES):
+            page = await repository.list_cases(conn, tenant, where, after=after, limit=STREAM_BATCH)
+            found += page
+            if len(page) < STREAM_BATCH:
+                return found
+            after = (page[-1].updated_at, page[-1].case.case_id)
+    return None
+
+
 async def case_changes(
     db: Database,
     tenant: str,
@@ -101,8 +120,8 @@ async def case_changes(
 ) -> AsyncIterator[bytes]:
     """`case` events (a CaseSummary each, oldest change first) until the lifetime ends.
 
-    More changes than one batch at once ends in a `resync` event: the client reloads its lists
-    rather than miss the older ones.
+    More changes at once than STREAM_PAGES pages end in a `resync` event: the client reloads
+    its lists rather than miss some.
     """
     yield b"retry: 2000\n\n"
     sent: dict[uuid.UUID, datetime] = {}
@@ -110,16 +129,11 @@ async def case_changes(
     deadline = time.monotonic() + lifetime
     quiet_since = time.monotonic()
     while time.monotonic() < deadline and not await disconnected():
-        async with db.begin() as conn:
-            found = await repository.list_cases(
-                conn,
-                tenant,
-                replace(where, updated_since=watermark - STREAM_OVERLAP),
-                after=None,
-                limit=STREAM_BATCH,
-            )
-        if len(found) == STREAM_BATCH:
-            yield sse("resync", '{"reason": "more changes than one batch"}')
+        found = await _changed_since(
+            db, tenant, replace(where, updated_since=watermark - STREAM_OVERLAP)
+        )
+        if found is None:
+            yield sse("resync", '{"reason": "more changes at once than the stream sends"}')
             return
         fresh = [f for f in reversed(found) if sent.get(f.case.case_id) != f.updated_at]
         for listing in fresh:

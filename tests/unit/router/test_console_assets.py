@@ -68,10 +68,18 @@ async def streamed(
     repository answers), and the `updated_since` each poll asked for."""
     asked: list[datetime | None] = []
     remaining = list(polls)
+    current: list[repository.CaseListing] = []
 
-    async def list_cases(conn: Any, tenant: str, where: Any, **_: Any) -> Any:
-        asked.append(where.updated_since)
-        return remaining.pop(0) if remaining else []
+    async def list_cases(
+        conn: Any, tenant: str, where: Any, *, after: Any, limit: int
+    ) -> list[repository.CaseListing]:
+        nonlocal current
+        if after is None:  # a new poll; later pages continue it
+            asked.append(where.updated_since)
+            current = remaining.pop(0) if remaining else []
+        keys = [(c.updated_at, c.case.case_id) for c in current]
+        start = keys.index(after) + 1 if after is not None else 0
+        return current[start : start + limit]
 
     async def disconnected() -> bool:
         return not remaining
@@ -129,10 +137,26 @@ async def test_each_change_is_sent_once_and_the_overlap_is_polled_again(
     assert asked[2] == t2 - console.STREAM_OVERLAP  # the newest change sent, looked back on
 
 
-async def test_more_changes_than_a_batch_ask_the_client_to_reload(
+def flood(count: int) -> list[repository.CaseListing]:
+    """`count` changed cases, newest first."""
+    return [listing(a_case(n), SINCE + timedelta(seconds=n)) for n in reversed(range(count))]
+
+
+async def test_a_burst_is_read_page_by_page_and_sent_oldest_first(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    flood = [listing(a_case(n), SINCE + timedelta(seconds=n)) for n in range(console.STREAM_BATCH)]
-    chunks, _ = await streamed(monkeypatch, [flood, []])
+    monkeypatch.setattr(console, "STREAM_BATCH", 3)
+    burst = flood(3 * console.STREAM_PAGES - 1)
+    chunks, _ = await streamed(monkeypatch, [burst])
+    events = [c for c in chunks if c.startswith(b"event: case")]
+    ids = [orjson.loads(e.split(b"data: ", 1)[1])["case"]["case_id"] for e in events]
+    assert ids == [str(b.case.case_id) for b in reversed(burst)]
+
+
+async def test_more_changes_than_the_pages_ask_the_client_to_reload(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(console, "STREAM_BATCH", 3)
+    chunks, _ = await streamed(monkeypatch, [flood(3 * console.STREAM_PAGES), []])
     assert chunks[-1].startswith(b"event: resync")
     assert not [c for c in chunks if c.startswith(b"event: case")]

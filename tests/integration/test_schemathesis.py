@@ -23,7 +23,7 @@ from tests.integration.conftest import (
 )
 
 SCHEMATHESIS = REPO / ".venv" / "bin" / "schemathesis"
-MAX_EXAMPLES = "8"
+MAX_EXAMPLES = "20"
 RUN_TIMEOUT_SECONDS = 150
 TOKENS = {
     "router": ADMIN_AUTH["Authorization"].removeprefix("Bearer "),

@@ -14,7 +14,8 @@ TEST_EXTRAS="[dev,ml,transformer]"
 FIRST_RUN_MINUTES=3
 
 # bootstrap [EXTRAS]: the venv with the project (and EXTRAS, default the tests'), Kafka's jars,
-# PostgreSQL and Prometheus. A venv that has the tests' extras serves the demo as well.
+# PostgreSQL and Prometheus (and, for the tests, Chromium). A venv that has the tests' extras
+# serves the demo as well.
 bootstrap() {
   local extras=${1-$TEST_EXTRAS} wanted stamp="$VENV_DIR/.installed"
   [[ $extras == "$TEST_EXTRAS" ]] || stamp="$VENV_DIR/.installed-base"
@@ -40,6 +41,20 @@ bootstrap() {
   "$REPO_DIR/deploy/local/kafka.sh" install
   "$REPO_DIR/deploy/local/postgres.sh" install
   "$REPO_DIR/deploy/local/prometheus.sh" install
+  [[ $extras != "$TEST_EXTRAS" ]] || install_browser
+}
+
+# The console's browser test drives Debian's Chromium through Debian's chromedriver (nothing is
+# downloaded from a browser CDN).
+install_browser() {
+  if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then return 0; fi
+  if [[ $(id -u) -ne 0 ]]; then
+    log "Chromium is not installed: sudo apt-get install -y chromium chromium-driver"; exit 1
+  fi
+  log "installing Chromium and chromedriver from Debian packages (the console's browser test)"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    chromium chromium-driver >/dev/null
 }
 
 export_env() {
@@ -82,6 +97,8 @@ wait_ready() {
     done
   done
   log "services ready: ingest :8001, classifier :8002, router :8003, kpi :8004"
+  log "agent console: http://127.0.0.1:${PORTS[router]}/console (sign in with the admin key," \
+    "\$SCS_ADMIN_API_KEY; \`make status\` says where it came from)"
 }
 
 up() {

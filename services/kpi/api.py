@@ -1,4 +1,5 @@
-"""KPI HTTP edge: the live SLA report as JSON (the same figures as /metrics)."""
+"""KPI HTTP edge: the live SLA report as JSON (the same figures as /metrics), handoff and
+social resolution rates included."""
 
 from __future__ import annotations
 

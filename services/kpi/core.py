@@ -1,8 +1,13 @@
-"""KPI maths over case facts: SLA attainment, response rate, response time, backlog.
+"""KPI maths over case facts: SLA attainment, response rate, response time, backlog, and how
+many cases stay in the social channel.
 
 First-response SLA attainment = cases answered within their deadline / cases whose clock has
 stopped or run out (answered, or still open past the deadline). Open cases still within their
 deadline are not counted yet: they can still go either way.
+
+Handoff rate = cases handed off out of the social channel (phone, e-mail, store, legal,
+marketing; a private message or another queue stays in it) / cases. Social resolution rate =
+cases resolved in the social channel / cases; a case its handoff target resolved is not one.
 """
 
 from __future__ import annotations
@@ -10,10 +15,14 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel
 
-from shared.events import Channel, Priority
+from shared.events import CaseEvent, CaseStatus, Channel, EventType, Priority
+
+# How a case stands: resolved in the social channel, resolved by its handoff's target, or not.
+Resolution = Literal["social", "handoff", "none"]
 
 
 class CaseFacts(BaseModel):
@@ -24,6 +33,25 @@ class CaseFacts(BaseModel):
     opened_at: AwareDatetime
     first_response_due_at: AwareDatetime
     first_response_at: AwareDatetime | None = None
+    handed_off_at: AwareDatetime | None = None
+    resolution: Resolution | None = None
+
+
+def left_channel(event_type: EventType, event: CaseEvent) -> bool:
+    """A handoff out of the social channel: the router parks such a case as handed off (a
+    private message or another queue keeps it open in the channel)."""
+    return event_type is EventType.CASE_HANDOFF and event.case.status is CaseStatus.HANDED_OFF
+
+
+def resolution_after(event_type: EventType, event: CaseEvent) -> Resolution | None:
+    """How the case stands after the event; None when the event does not say (a note on a
+    resolved case: the resolution it had stands)."""
+    if event.case.status is not CaseStatus.RESOLVED:
+        return "none"
+    if event_type is not EventType.CASE_RESOLVED:
+        return None
+    by_target = event.handoff is not None and event.handoff.outcome == "resolved"
+    return "handoff" if by_target else "social"
 
 
 class SlaFigures(BaseModel):
@@ -33,6 +61,9 @@ class SlaFigures(BaseModel):
     breached_open: int = 0
     backlog: int = 0
     total_first_response_seconds: float = 0.0
+    handed_off: int = 0
+    resolved_in_channel: int = 0
+    resolved_by_handoff: int = 0
 
     @property
     def attainment(self) -> float | None:
@@ -48,8 +79,19 @@ class SlaFigures(BaseModel):
     def average_first_response_seconds(self) -> float | None:
         return self.total_first_response_seconds / self.responded if self.responded else None
 
+    @property
+    def handoff_rate(self) -> float | None:
+        return self.handed_off / self.cases if self.cases else None
+
+    @property
+    def social_resolution_rate(self) -> float | None:
+        return self.resolved_in_channel / self.cases if self.cases else None
+
     def add(self, case: CaseFacts, now: datetime) -> None:
         self.cases += 1
+        self.handed_off += case.handed_off_at is not None
+        self.resolved_in_channel += case.resolution == "social"
+        self.resolved_by_handoff += case.resolution == "handoff"
         if case.first_response_at is not None:
             self.responded += 1
             self.total_first_response_seconds += max(
@@ -72,6 +114,11 @@ class SlaFigures(BaseModel):
             "sla_attainment": self.attainment,
             "response_rate": self.response_rate,
             "average_first_response_seconds": self.average_first_response_seconds,
+            "handed_off": self.handed_off,
+            "resolved_in_channel": self.resolved_in_channel,
+            "resolved_by_handoff": self.resolved_by_handoff,
+            "handoff_rate": self.handoff_rate,
+            "social_resolution_rate": self.social_resolution_rate,
         }
 
 

@@ -8,7 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 from services.kpi import repository
-from services.kpi.core import SlaReport, sla_report
+from services.kpi.core import SlaReport, left_channel, resolution_after, sla_report
 from services.kpi.metrics import FIRST_RESPONSE_SECONDS
 from shared.db import Database
 from shared.events import CaseEvent, Envelope, EventType, utcnow
@@ -38,6 +38,11 @@ class KpiProjector:
                 if envelope.id not in fresh:
                     continue
                 case = envelope.data.case
+                earlier = rows.get(case.case_id, {})
+                handed_off_at = (
+                    envelope.occurred_at if left_channel(envelope.type, envelope.data) else None
+                )
+                resolution = resolution_after(envelope.type, envelope.data)
                 rows[case.case_id] = {
                     "case_id": case.case_id,
                     "tenant": envelope.tenant,
@@ -48,6 +53,13 @@ class KpiProjector:
                     "first_response_due_at": case.first_response_due_at,
                     "first_response_at": case.first_response_at,
                     "mention_count": case.mention_count,
+                    "handed_off_at": min(
+                        (t for t in (earlier.get("handed_off_at"), handed_off_at) if t),
+                        default=None,
+                    ),
+                    # An event that does not tell leaves what an earlier one of the batch said.
+                    "resolution": resolution or earlier.get("resolution"),
+                    "sequence": case.sequence,
                 }
                 if envelope.type is EventType.CASE_RESPONDED and case.first_response_at:
                     first_responses.append(

@@ -41,6 +41,16 @@ _GAUGES: tuple[tuple[str, str, Callable[[SlaFigures], float | int | None]], ...]
         "Average time to first answer",
         lambda f: f.average_first_response_seconds,
     ),
+    (
+        "scs_kpi_handoff_rate_ratio",
+        "Cases handed off out of the social channel / cases opened",
+        lambda f: f.handoff_rate,
+    ),
+    (
+        "scs_kpi_social_resolution_rate_ratio",
+        "Cases resolved in the social channel / cases opened",
+        lambda f: f.social_resolution_rate,
+    ),
 )
 
 

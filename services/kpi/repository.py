@@ -7,7 +7,18 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, DateTime, Integer, String, Table, Uuid, delete, func, select
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Integer,
+    String,
+    Table,
+    Uuid,
+    case,
+    delete,
+    func,
+    select,
+)
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -26,6 +37,10 @@ case_facts = Table(
     Column("first_response_due_at", DateTime(timezone=True), nullable=False),
     Column("first_response_at", DateTime(timezone=True)),
     Column("mention_count", Integer, nullable=False),
+    # First handoff out of the social channel; how the case stands as of event `sequence`.
+    Column("handed_off_at", DateTime(timezone=True)),
+    Column("resolution", String(16)),
+    Column("sequence", Integer, nullable=False, server_default="0"),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
@@ -49,7 +64,8 @@ async def claim_events(conn: AsyncConnection, event_ids: list[uuid.UUID]) -> set
 
 
 async def merge_facts(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
-    """Upsert facts so that order does not matter: priority only rises, first answer is kept."""
+    """Upsert facts so that order does not matter: priority only rises, first answer and first
+    handoff are kept, and the resolution is the one of the case's latest event that tells."""
     if not rows:
         return
     statement = insert(case_facts).values(rows)
@@ -66,6 +82,15 @@ async def merge_facts(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None
                 case_facts.c.first_response_at, excluded.first_response_at
             ),
             "mention_count": func.greatest(case_facts.c.mention_count, excluded.mention_count),
+            "handed_off_at": func.least(case_facts.c.handed_off_at, excluded.handed_off_at),
+            "resolution": case(
+                (
+                    excluded.sequence >= case_facts.c.sequence,
+                    func.coalesce(excluded.resolution, case_facts.c.resolution),
+                ),
+                else_=case_facts.c.resolution,
+            ),
+            "sequence": func.greatest(case_facts.c.sequence, excluded.sequence),
             "updated_at": func.now(),
         },
     )
@@ -82,6 +107,8 @@ async def facts_since(conn: AsyncConnection, tenant: str, since: datetime) -> li
             case_facts.c.opened_at,
             case_facts.c.first_response_due_at,
             case_facts.c.first_response_at,
+            case_facts.c.handed_off_at,
+            case_facts.c.resolution,
         ).where(case_facts.c.tenant == tenant, case_facts.c.opened_at >= since)
     )
     return [

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from fastapi import FastAPI
 
-from services.router import api, webhook_docs
+from services.router import api, console, webhook_docs
 from services.router.config import RouterSettings
 from services.router.handlers import TIMER_BATCH, CaseRouter
 from services.router.webhooks import WebhookDispatcher, encrypt_stored_secrets
@@ -83,7 +83,8 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
     settings = settings or load_settings(RouterSettings)
     app = create_service_app(
         RouterService(settings),
-        [api.router],
+        # The stream first: /v1/cases/stream would otherwise be taken for a case id.
+        [console.pages, console.stream, api.router],
         title="SCS Router — router",
         description="Threads classified mentions into cases and delivers signed webhooks.",
     )

@@ -12,6 +12,8 @@ from typing import Any
 
 import httpx
 import orjson
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from shared.topics import CASES
 from tests.integration.conftest import (
@@ -154,8 +156,12 @@ async def test_an_agent_claims_answers_resolves_and_reopens_a_case(
     assert resolved.status_code == 200 and resolved.json()["case"]["status"] == "resolved"
     assert again.status_code == 409  # already resolved: nothing announced twice
     assert (await act(stack, case_id, action="assign", actor="luis")).status_code == 409
+    await eventually(
+        lambda: kpi_resolution_is(stack, case_id, "social"), what="KPI: resolved in the channel"
+    )
     reopened = await act(stack, case_id, action="reopen", actor="ana")
     assert reopened.json()["case"]["status"] == "open"
+    await eventually(lambda: kpi_resolution_is(stack, case_id, "none"), what="KPI: reopened")
 
     detail = (await get(stack, f"/v1/cases/{case_id}")).json()
     history = [h["type"] for h in detail["history"]]
@@ -211,6 +217,7 @@ async def test_a_handoff_carries_the_whole_conversation_and_the_notes(
     stack: Stack, receiver: Receiver
 ) -> None:
     conversation = f"case-handoff-{uuid.uuid4().hex[:10]}"
+    kpis_before = await kpi_overall(stack)
     case_id = await open_case(stack, receiver, conversation)
     await post(stack, mention_body(conversation, "Y encima me cobráis la factura completa"))
 
@@ -245,8 +252,52 @@ async def test_a_handoff_carries_the_whole_conversation_and_the_notes(
     )
     assert back.status_code == 200 and back.json()["case"]["status"] == "resolved"
 
+    # The KPI service counts it as handed off and resolved by the target, not in the channel.
+    await eventually(
+        lambda: kpi_resolution_is(stack, case_id, "handoff"), what="KPI: resolved by the target"
+    )
+    kpis = await kpi_overall(stack)
+    assert kpis["handed_off"] >= kpis_before["handed_off"] + 1
+    assert kpis["resolved_by_handoff"] >= kpis_before["resolved_by_handoff"] + 1
+    assert 0 < kpis["handoff_rate"] <= 1 and kpis["social_resolution_rate"] is not None
+    async with httpx.AsyncClient() as client:
+        metrics = (await client.get(f"{stack.url('kpi')}/metrics")).text
+    assert 'scs_kpi_handoff_rate_ratio{dimension="all",value="all"}' in metrics
+    assert "scs_kpi_social_resolution_rate_ratio" in metrics
+
 
 async def case_events_of(stack: Stack, key: str, event_type: str) -> list[dict[str, Any]]:
     records = await read_topic(stack.infra.bootstrap, CASES.name)
     found = [orjson.loads(r.value) for r in records if r.key == key.encode()]
     return [e for e in found if e["type"] == event_type]
+
+
+# -- what the KPI service made of the case's events ------------------------------------------
+
+
+async def kpi_overall(stack: Stack) -> dict[str, Any]:
+    async with httpx.AsyncClient() as client:
+        report = (await client.get(f"{stack.url('kpi')}/v1/kpis/sla")).json()
+    overall: dict[str, Any] = report["overall"]
+    return overall
+
+
+async def kpi_resolution_is(stack: Stack, case_id: str, resolution: str) -> bool:
+    """True once the KPI facts of the case say `resolution` (and, for a handoff, that it left
+    the social channel)."""
+    engine = create_async_engine(stack.infra.database_url)
+    try:
+        async with engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    text(
+                        "SELECT resolution, handed_off_at FROM kpi_case_facts WHERE case_id = :id"
+                    ),
+                    {"id": case_id},
+                )
+            ).first()
+    finally:
+        await engine.dispose()
+    if row is None or row.resolution != resolution:
+        return False
+    return resolution != "handoff" or row.handed_off_at is not None

@@ -6,7 +6,7 @@ import hashlib
 from datetime import datetime
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from services.ingest.core import ParseResult
 from shared.events import (
@@ -20,6 +20,7 @@ from shared.events import (
     Mention,
     MentionKind,
     MentionText,
+    MentionTime,
     Url,
     json_problem,
     utcnow,
@@ -39,7 +40,7 @@ class GenericMentionIn(BaseModel):
     kind: MentionKind
     text: MentionText
     author: Author
-    created_at: AwareDatetime
+    created_at: MentionTime
     conversation_id: Identifier = Field(description="Thread id")
     id: Identifier | None = Field(
         default=None,

@@ -137,6 +137,9 @@ def nested(depth: int) -> Any:
         ({"brand": "\u0130" * 100}, "brand"),
         ({"in_reply_to": "r" * 513}, "in_reply_to"),
         ({"rating": 11}, "rating"),
+        # found by schemathesis: a time from before social platforms was a 500
+        ({"created_at": 0}, "created_at"),
+        ({"created_at": "2999-01-01T00:00:00+00:00"}, "created_at"),
         ({"attachments": [{"kind": "image\n", "url": None}]}, "attachments.0.kind"),
         ({"extra": nested(MAX_JSON_DEPTH)}, "body"),
         ({"extra": "x\x00"}, "body"),

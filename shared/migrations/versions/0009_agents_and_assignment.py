@@ -1,6 +1,6 @@
 """agents and assignment: the agents a router assigns cases to, and each case's assignee
 
-Revision ID: 0010
+Revision ID: 0009
 Revises: 0008
 
 `router_agents` holds what the API wrote about an agent (its definition, its presence) and when
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision = "0010"
+revision = "0009"
 down_revision = "0008"
 branch_labels = None
 depends_on = None

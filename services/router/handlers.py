@@ -15,6 +15,7 @@ import asyncio
 import logging
 import uuid
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Protocol
 
@@ -69,6 +70,8 @@ TIMER_BATCH = 500
 # Published case events stay in the outbox a day, and fired timers a week, for inspection.
 OUTBOX_KEPT = timedelta(days=1)
 FIRED_TIMERS_KEPT = timedelta(days=7)
+# Writes something of the caller's (an audit entry) in the same transaction as an action.
+Recorder = Callable[[AsyncConnection], Awaitable[None]]
 
 
 def count_committed(applied: Applier, duplicates: int, routed: Counter[str]) -> None:
@@ -121,17 +124,23 @@ class CaseRouter:
         self._replies = replies or LoggedReplies()
         self._outbox_lock = asyncio.Lock()
 
-    async def handle(self, envelopes: list[Envelope[MentionClassified]]) -> None:
-        applied = await self._route(envelopes)
+    async def handle(
+        self, envelopes: list[Envelope[MentionClassified]], *, record: Recorder | None = None
+    ) -> None:
+        applied = await self._route(envelopes, record)
         failpoint("router.after_commit")
         if applied is not None and applied.deliveries:
             self._deliveries_due.set()
         await self.relay_outbox()
 
-    async def _route(self, envelopes: list[Envelope[MentionClassified]]) -> Applier | None:
+    async def _route(
+        self, envelopes: list[Envelope[MentionClassified]], record: Recorder | None = None
+    ) -> Applier | None:
         """Route the batch in one transaction; the applier that wrote it (None: all known)."""
         routed: Counter[str] = Counter()
         async with self._db.begin() as conn:
+            if record is not None:
+                await record(conn)
             # Lock the conversations first, then ask which mentions are known: a member that
             # lost its partitions but still runs a batch (session timeout) waits here for the
             # new owner's transaction and then sees its mentions, instead of applying them twice.
@@ -253,11 +262,19 @@ class CaseRouter:
         return case.crisis_id if case is not None and timer.trigger == "crisis" else None
 
     async def act(
-        self, case_id: uuid.UUID, action: AgentAction, *, handoff_queue: str | None = None
+        self,
+        case_id: uuid.UUID,
+        action: AgentAction,
+        *,
+        handoff_queue: str | None = None,
+        record: Recorder | None = None,
     ) -> Case:
-        """An agent's action through the decider, in one transaction; the case after it.
-        Raises ActionRefused (no such case, or the action does not apply)."""
+        """An agent's action through the decider, in one transaction (with what `record`
+        writes); the case after it. Raises ActionRefused (no such case, or the action does not
+        apply), and then nothing is written."""
         async with self._db.begin() as conn:
+            if record is not None:
+                await record(conn)
             found = await repository.case_by_id(conn, self._tenant, case_id)
             if found is None:
                 raise ActionRefused(f"no case {case_id}", status=404)
@@ -310,10 +327,12 @@ class CaseRouter:
             suggested_next_step=suggested_next_step(target, case, queue),
         )
 
-    async def reply(self, case: Case, action: AgentAction) -> None:
+    async def reply(
+        self, case: Case, action: AgentAction, *, record: Recorder | None = None
+    ) -> None:
         """The brand's answer written by an agent: recorded as a reply in the conversation (it
-        stops the response clock like a reply seen on the platform); sending it is the
-        platform adapter's part."""
+        stops the response clock like a reply seen on the platform), with what `record` writes
+        in the same transaction; sending it is the platform adapter's part."""
         conversation_id = case.conversation_key.split(":", 1)[1]
         mention = Mention(
             mention_id=stable_id("agent-reply", str(action.action_id)),
@@ -333,7 +352,7 @@ class CaseRouter:
             trace=TraceContext.new(),
             event_id=stable_id("agent-reply-event", str(action.action_id)),
         )
-        await self.handle([envelope])
+        await self.handle([envelope], record=record)
         await self._replies.send(case, mention)
 
     async def relay_outbox(self) -> int:

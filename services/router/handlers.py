@@ -332,7 +332,10 @@ class CaseRouter:
     ) -> None:
         """The brand's answer written by an agent: recorded as a reply in the conversation (it
         stops the response clock like a reply seen on the platform), with what `record` writes
-        in the same transaction; sending it is the platform adapter's part."""
+        in the same transaction; sending it is the platform adapter's part. A case of another
+        tenant than this router's is not found (its reply would be threaded into ours)."""
+        if case.tenant != self._tenant:
+            raise ActionRefused(f"no case {case.case_id}", status=404)
         conversation_id = case.conversation_key.split(":", 1)[1]
         mention = Mention(
             mention_id=stable_id("agent-reply", str(action.action_id)),

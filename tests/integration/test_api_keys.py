@@ -9,6 +9,8 @@ from typing import Any
 
 import httpx
 import orjson
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.integration.conftest import ADMIN_AUTH, ADMIN_KEY, Receiver, Stack, eventually
 from tests.integration.test_case_api import open_case, scs
@@ -156,6 +158,62 @@ async def test_scopes_tenants_and_queues_decide_every_route(
     # Unknown and malformed keys: 401.
     for token in ("scs_" + "A" * 43, "not-a-key", reader["token"] + "x"):
         assert (await call(stack, token, "GET", "/v1/cases")).status_code == 401
+
+
+async def copy_to_tenant(stack: Stack, case_id: str, tenant: str) -> str:
+    """The same case stored for another tenant (as another tenant's router would store it)."""
+    copy = uuid.uuid4()
+    engine = create_async_engine(stack.infra.database_url)
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO router_cases (case_id, tenant, conversation_key, generation, channel,"
+                " priority, status, queue, language, author_handle, opened_at,"
+                " first_response_due_at, mention_count, document, sla_state, updated_at)"
+                " SELECT :copy, CAST(:tenant AS varchar), conversation_key, generation, channel,"
+                " priority, status, queue, language, author_handle, opened_at,"
+                " first_response_due_at, mention_count, document || jsonb_build_object("
+                "'tenant', CAST(:tenant AS varchar), 'case_id', CAST(:copy_text AS varchar)),"
+                " sla_state, updated_at FROM router_cases WHERE case_id = :case_id"
+            ),
+            {"copy": copy, "copy_text": str(copy), "tenant": tenant, "case_id": uuid.UUID(case_id)},
+        )
+    await engine.dispose()
+    return str(copy)
+
+
+async def test_another_tenants_case_is_a_404_and_never_written_through_this_router(
+    stack: Stack, receiver: Receiver
+) -> None:
+    suffix = uuid.uuid4().hex[:8]
+    ours = await open_case(stack, receiver, f"tenants-{suffix}")
+    theirs = await copy_to_tenant(stack, ours, OTHER_TENANT)
+    beta = await new_key(
+        stack, ADMIN_AUTH, name=f"beta-agent-{suffix}", scope="act", tenant=OTHER_TENANT
+    )
+    alpha = await new_key(stack, ADMIN_AUTH, name=f"alpha-agent-{suffix}", scope="act")
+    seen = await call(stack, beta["token"], "GET", f"/v1/cases/{theirs}")
+    assert seen.status_code == 200 and seen.json()["case"]["tenant"] == OTHER_TENANT
+    listed = (await call(stack, beta["token"], "GET", "/v1/cases", params={"limit": 200})).json()
+    assert [i["case"]["case_id"] for i in listed["items"]] == [theirs]
+    for token in (alpha["token"], ADMIN_KEY):
+        assert (await call(stack, token, "GET", f"/v1/cases/{theirs}")).status_code == 404
+        refused = await call(
+            stack, token, "POST", f"/v1/cases/{theirs}/actions", json={"action": "resolve"}
+        )
+        assert refused.status_code == 404
+    # This router runs tenant `default`'s pipeline: it acts on no other tenant's case, and a
+    # reply to the copy is not threaded into our conversation of the same key.
+    before = (await call(stack, alpha["token"], "GET", f"/v1/cases/{ours}")).json()
+    for body in (
+        {"action": "reply", "actor": "bea", "text": "Hola desde beta"},
+        {"action": "resolve", "actor": "bea"},
+    ):
+        refused = await call(stack, beta["token"], "POST", f"/v1/cases/{theirs}/actions", json=body)
+        assert refused.status_code == 404, refused.text
+    after = (await call(stack, alpha["token"], "GET", f"/v1/cases/{ours}")).json()
+    assert after["conversation"] == before["conversation"]
+    assert after["case"]["status"] == before["case"]["status"]
 
 
 async def test_rotation_with_an_overlap_then_revocation(stack: Stack) -> None:

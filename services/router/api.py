@@ -574,7 +574,7 @@ Router = Annotated[CaseRouter, Depends(service_part("case_router", CaseRouter))]
 
 
 class CaseActionIn(BaseModel):
-    """One action on a case. `actor` names the agent (API keys per agent come with scopes)."""
+    """One action on a case. `actor` names the agent; the audit log keeps it beside the key."""
 
     model_config = ConfigDict(extra="forbid")
 

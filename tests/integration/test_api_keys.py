@@ -136,6 +136,23 @@ async def test_scopes_tenants_and_queues_decide_every_route(
     assert (
         await call(stack, other["token"], "DELETE", f"/v1/webhook-endpoints/{endpoint}")
     ).status_code == 204
+    logged = (await call(stack, other["token"], "GET", "/v1/audit", params={"limit": 500})).json()
+    assert [
+        (e["operation"], e["status_code"], e["key_id"])
+        for e in reversed(logged["items"])
+        if e["target_id"] == endpoint
+    ] == [
+        ("webhook_endpoint.create", 201, other["id"]),
+        ("webhook_endpoint.delete", 204, other["id"]),
+    ]
+    ours_logged = (
+        await call(stack, admin["token"], "GET", "/v1/audit", params={"limit": 500})
+    ).json()
+    assert ("webhook_endpoint.delete", 404) in [
+        (e["operation"], e["status_code"])
+        for e in ours_logged["items"]
+        if e["target_id"] == endpoint
+    ]
 
     # Queues: a key of the case's queue sees and acts on it; a key of another queue does not.
     assert (await call(stack, mine["token"], "POST", actions, json=note)).status_code == 200

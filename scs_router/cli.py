@@ -16,7 +16,7 @@ import typer
 from services.classifier.cli import classifier_app, classify_command
 from services.classifier.core import classify
 from services.router.cli import make_app as make_playbook_app
-from services.router.operator_cli import cases_app, webhooks_app
+from services.router.operator_cli import cases_app, keys_app, webhooks_app
 from shared.operator import database_named, unreachable_in_one_line
 from shared.settings import ConnectionSettings, load_settings
 
@@ -44,6 +44,7 @@ app.command("classify", help="Classify NDJSON lines (stdin or --input) to JSON l
 app.add_typer(make_playbook_app(classify=classify), name="playbook")
 app.add_typer(cases_app, name="cases")
 app.add_typer(webhooks_app, name="webhooks")
+app.add_typer(keys_app, name="keys")
 
 
 class ServiceName(StrEnum):

@@ -99,38 +99,62 @@ def bearer_matches(authorization: str | None, accepted: Collection[str]) -> bool
 AcceptedTokens = Callable[[Any], Collection[str] | None]
 
 
-def authenticated_route(accepted_tokens: AcceptedTokens, realm: str) -> type[APIRoute]:
-    """A route class whose endpoints check the bearer token *before* the body is read.
+def unauthorized(realm: str) -> Problem:
+    """401 naming the bearer realm: no token, or one that opens nothing here."""
+    return Problem(
+        401,
+        "Unauthorized",
+        f"a valid bearer token ({realm}) is required",
+        headers={"WWW-Authenticate": f'Bearer realm="{realm}"'},
+    )
+
+
+def presented_bearer(authorization: str | None) -> str | None:
+    """The token of `Authorization: Bearer <token>`, None for any other header or none."""
+    scheme, _, token = (authorization or "").partition(" ")
+    return (token.strip() or None) if scheme.lower() == "bearer" else None
+
+
+class CheckedRoute(APIRoute):
+    """A route whose `check` runs *before* the body is read.
 
     FastAPI reads and validates a body before it runs dependencies, so a dependency cannot keep
-    an anonymous client from making the service parse a large body. `accepted_tokens` gets the
-    running service and returns the tokens that open these routes, or None when they are open
-    on purpose (e.g. `SCS_INGEST_ALLOW_ANONYMOUS=true`).
+    an anonymous client from making the service parse a large body. Subclasses say what to
+    check (a bearer token, an API key and its scope) and raise a Problem to refuse.
     """
 
-    class AuthenticatedRoute(APIRoute):
-        def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-            handler = super().get_route_handler()
+    async def check(self, request: Request) -> None:
+        raise NotImplementedError
 
-            async def checked(request: Request) -> Response:
-                accepted = accepted_tokens(request.app.state.service)
-                if accepted is not None and not bearer_matches(
-                    request.headers.get("authorization"), accepted
-                ):
-                    raise Problem(
-                        401,
-                        "Unauthorized",
-                        f"a valid bearer token ({realm}) is required",
-                        headers={"WWW-Authenticate": f'Bearer realm="{realm}"'},
-                    )
-                try:
-                    # Read (and cache) the body here: FastAPI would turn the limit's error
-                    # into a 400 "error parsing the body" when a chunked body runs over.
-                    await request.body()
-                except TooLarge as too_large:
-                    raise Problem(413, "Content Too Large", str(too_large)) from None
-                return await handler(request)
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
 
-            return checked
+        async def checked(request: Request) -> Response:
+            await self.check(request)
+            try:
+                # Read (and cache) the body here: FastAPI would turn the limit's error
+                # into a 400 "error parsing the body" when a chunked body runs over.
+                await request.body()
+            except TooLarge as too_large:
+                raise Problem(413, "Content Too Large", str(too_large)) from None
+            return await handler(request)
+
+        return checked
+
+
+def authenticated_route(accepted_tokens: AcceptedTokens, realm: str) -> type[APIRoute]:
+    """A route class whose endpoints check the bearer token before the body is read.
+
+    `accepted_tokens` gets the running service and returns the tokens that open these routes,
+    or None when they are open on purpose (e.g. `SCS_INGEST_ALLOW_ANONYMOUS=true`).
+    """
+
+    class AuthenticatedRoute(CheckedRoute):
+        async def check(self, request: Request) -> None:
+            accepted = accepted_tokens(request.app.state.service)
+            if accepted is not None and not bearer_matches(
+                request.headers.get("authorization"), accepted
+            ):
+                raise unauthorized(realm)
 
     return AuthenticatedRoute

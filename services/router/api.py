@@ -1,8 +1,9 @@
-"""Router HTTP edge: cases (read), the webhook endpoint registry and operational stats, all
-behind the admin key.
+"""Router HTTP edge: cases (read and act), the webhook endpoint registry and operational stats,
+each behind an API key of the scope it declares (services.router.access).
 
-The key is checked before a body is read (`authenticated_route`). /v1/stats needs it too: case
-volumes per priority are business figures, not health data.
+The key is checked before a body is read (`KeyedRoute`), and tenant and queues come from the
+key, never from the settings. /v1/stats needs a key too: case volumes per priority are business
+figures, not health data. Actions on cases and every change to webhook endpoints are audited.
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.router import repository
+from services.router.access import CanAct, CanAdmin, CanRead, KeyedRoute, audited
 from services.router.config import RouterSettings
 from services.router.core import ActionRefused
 from services.router.core.agents import Agent, AgentProfile, Presence
@@ -48,19 +51,11 @@ from shared.events import (
     Routing,
     utcnow,
 )
-from shared.http import authenticated_route
 from shared.problems import Problem
 from shared.service import service_part
 from shared.topics import CASES, CRISES
 
-
-def _admin_key(service: Any) -> list[str]:
-    return [service.settings.admin_api_key.get_secret_value()]
-
-
-router = APIRouter(
-    prefix="/v1", tags=["router"], route_class=authenticated_route(_admin_key, "scs-router-admin")
-)
+router = APIRouter(prefix="/v1", tags=["router"], route_class=KeyedRoute)
 WEBHOOK_EVENT_TYPES = sorted(t.value for t in CASES.event_types | CRISES.event_types)
 
 
@@ -155,7 +150,7 @@ class WebhookEndpointCreated(WebhookEndpointOut):
     summary="Register an agent-desktop endpoint for case webhooks",
 )
 async def create_webhook_endpoint(
-    body: WebhookEndpointIn, settings: Settings, db: DB, cipher: Cipher
+    body: WebhookEndpointIn, caller: CanAdmin, settings: Settings, db: DB, cipher: Cipher
 ) -> WebhookEndpointCreated:
     await vet_webhook_url(body.url, settings)
     created = WebhookEndpointCreated(
@@ -172,13 +167,21 @@ async def create_webhook_endpoint(
             conn,
             {
                 "endpoint_id": created.id,
-                "tenant": settings.tenant,
+                "tenant": caller.tenant,
                 "url": created.url,
                 "event_types": created.events,
                 "queues": created.queues,
                 "priorities": [p.value for p in created.priorities] if created.priorities else None,
                 "secret_ciphertext": cipher.encrypt(created.secret.encode()).decode(),
             },
+        )
+        await audited(
+            conn,
+            caller,
+            "webhook_endpoint.create",
+            created.id,
+            201,
+            detail={"url": created.url, "events": created.events},
         )
     return created
 
@@ -188,9 +191,9 @@ async def create_webhook_endpoint(
     response_model=list[WebhookEndpointOut],
     summary="List the registered webhook endpoints (without secrets)",
 )
-async def list_webhook_endpoints(settings: Settings, db: DB) -> list[WebhookEndpointOut]:
+async def list_webhook_endpoints(caller: CanAdmin, db: DB) -> list[WebhookEndpointOut]:
     async with db.begin() as conn:
-        rows = await repository.endpoints_for(conn, settings.tenant)
+        rows = await repository.endpoints_for(conn, caller.tenant)
     return [WebhookEndpointOut.from_row(row) for row in rows]
 
 
@@ -200,11 +203,17 @@ async def list_webhook_endpoints(settings: Settings, db: DB) -> list[WebhookEndp
     summary="Disable or re-enable an endpoint (disabled: nothing new enqueued, nothing attempted)",
 )
 async def update_webhook_endpoint(
-    endpoint_id: uuid.UUID, body: WebhookEndpointPatch, settings: Settings, db: DB
+    endpoint_id: uuid.UUID, body: WebhookEndpointPatch, caller: CanAdmin, db: DB
 ) -> WebhookEndpointOut:
     async with db.begin() as conn:
-        row = await repository.set_endpoint_enabled(
-            conn, settings.tenant, endpoint_id, body.enabled
+        row = await repository.set_endpoint_enabled(conn, caller.tenant, endpoint_id, body.enabled)
+        await audited(
+            conn,
+            caller,
+            "webhook_endpoint.update",
+            endpoint_id,
+            404 if row is None else 200,
+            detail={"enabled": body.enabled},
         )
     if row is None:
         raise Problem(404, "Not Found", f"no webhook endpoint {endpoint_id}")
@@ -258,14 +267,14 @@ async def _own_endpoint(db: Database, tenant: str, endpoint_id: uuid.UUID) -> No
 )
 async def list_deliveries(
     endpoint_id: uuid.UUID,
-    settings: Settings,
+    caller: CanAdmin,
     db: DB,
     delivery_status: Annotated[
         Literal["pending", "delivered", "failed"] | None, Query(alias="status")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[DeliveryOut]:
-    await _own_endpoint(db, settings.tenant, endpoint_id)
+    await _own_endpoint(db, caller.tenant, endpoint_id)
     async with db.begin() as conn:
         found = await repository.deliveries_of(conn, endpoint_id, delivery_status, limit)
     return [
@@ -289,9 +298,12 @@ async def list_deliveries(
     status_code=status.HTTP_202_ACCEPTED,
     summary="Deliver one webhook again, with the same webhook-id",
 )
-async def redeliver_one(delivery_id: uuid.UUID, settings: Settings, db: DB) -> Redelivered:
+async def redeliver_one(delivery_id: uuid.UUID, caller: CanAdmin, db: DB) -> Redelivered:
     async with db.begin() as conn:
-        count = await repository.redeliver(conn, settings.tenant, utcnow(), delivery_id=delivery_id)
+        count = await repository.redeliver(conn, caller.tenant, utcnow(), delivery_id=delivery_id)
+        await audited(
+            conn, caller, "webhook_delivery.redeliver", delivery_id, 202 if count else 404
+        )
     if count == 0:
         raise Problem(404, "Not Found", f"no webhook delivery {delivery_id}")
     return Redelivered(redelivered=count)
@@ -304,12 +316,20 @@ async def redeliver_one(delivery_id: uuid.UUID, settings: Settings, db: DB) -> R
     summary="Deliver again everything made for the endpoint since a time (a replay)",
 )
 async def redeliver_since(
-    endpoint_id: uuid.UUID, since: AwareDatetime, settings: Settings, db: DB
+    endpoint_id: uuid.UUID, since: AwareDatetime, caller: CanAdmin, db: DB
 ) -> Redelivered:
-    await _own_endpoint(db, settings.tenant, endpoint_id)
+    await _own_endpoint(db, caller.tenant, endpoint_id)
     async with db.begin() as conn:
         count = await repository.redeliver(
-            conn, settings.tenant, utcnow(), endpoint_id=endpoint_id, since=since
+            conn, caller.tenant, utcnow(), endpoint_id=endpoint_id, since=since
+        )
+        await audited(
+            conn,
+            caller,
+            "webhook_endpoint.replay",
+            endpoint_id,
+            202,
+            detail={"since": since.isoformat(), "redelivered": count},
         )
     return Redelivered(redelivered=count)
 
@@ -320,13 +340,21 @@ async def redeliver_since(
     summary="A new signing secret; the old one signs beside it until the overlap ends",
 )
 async def rotate_endpoint_secret(
-    endpoint_id: uuid.UUID, body: SecretRotation, settings: Settings, db: DB, cipher: Cipher
+    endpoint_id: uuid.UUID, body: SecretRotation, caller: CanAdmin, db: DB, cipher: Cipher
 ) -> RotatedSecret:
     secret = new_secret()
     until = utcnow() + timedelta(hours=body.overlap_hours)
     async with db.begin() as conn:
         rotated = await repository.rotate_secret(
-            conn, settings.tenant, endpoint_id, cipher.encrypt(secret.encode()).decode(), until
+            conn, caller.tenant, endpoint_id, cipher.encrypt(secret.encode()).decode(), until
+        )
+        await audited(
+            conn,
+            caller,
+            "webhook_endpoint.rotate_secret",
+            endpoint_id,
+            200 if rotated else 404,
+            detail={"overlap_hours": body.overlap_hours},
         )
     if not rotated:
         raise Problem(404, "Not Found", f"no webhook endpoint {endpoint_id}")
@@ -343,8 +371,8 @@ class TestFired(BaseModel):
     status_code=status.HTTP_202_ACCEPTED,
     summary="Send the endpoint a signed `webhook.test` event (attempted while it is enabled)",
 )
-async def test_fire(endpoint_id: uuid.UUID, settings: Settings, db: DB) -> TestFired:
-    await _own_endpoint(db, settings.tenant, endpoint_id)
+async def test_fire(endpoint_id: uuid.UUID, caller: CanAdmin, db: DB) -> TestFired:
+    await _own_endpoint(db, caller.tenant, endpoint_id)
     delivery_id, event_id, now = uuid.uuid4(), uuid.uuid4(), utcnow()
     body = orjson.dumps(
         {
@@ -368,6 +396,7 @@ async def test_fire(endpoint_id: uuid.UUID, settings: Settings, db: DB) -> TestF
                 }
             ],
         )
+        await audited(conn, caller, "webhook_endpoint.test", endpoint_id, 202)
     return TestFired(delivery_id=delivery_id)
 
 
@@ -376,9 +405,10 @@ async def test_fire(endpoint_id: uuid.UUID, settings: Settings, db: DB) -> TestF
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Remove an endpoint, its deliveries and their log",
 )
-async def delete_webhook_endpoint(endpoint_id: uuid.UUID, settings: Settings, db: DB) -> None:
+async def delete_webhook_endpoint(endpoint_id: uuid.UUID, caller: CanAdmin, db: DB) -> None:
     async with db.begin() as conn:
-        deleted = await repository.delete_endpoint(conn, settings.tenant, endpoint_id)
+        deleted = await repository.delete_endpoint(conn, caller.tenant, endpoint_id)
+        await audited(conn, caller, "webhook_endpoint.delete", endpoint_id, 204 if deleted else 404)
     if not deleted:
         raise Problem(404, "Not Found", f"no webhook endpoint {endpoint_id}")
 
@@ -389,10 +419,10 @@ class RouterStats(BaseModel):
 
 
 @router.get("/stats", response_model=RouterStats, summary="Cases per priority, deliveries")
-async def stats(settings: Settings, db: DB) -> RouterStats:
+async def stats(caller: CanRead, db: DB) -> RouterStats:
     async with db.begin() as conn:
-        cases = await repository.case_counts(conn, settings.tenant)
-        deliveries = await repository.delivery_counts(conn)
+        cases = await repository.case_counts(conn, caller.tenant, caller.queues)
+        deliveries = await repository.delivery_counts(conn, caller.tenant)
     return RouterStats(
         cases_by_priority={p: cases.get(p.value, 0) for p in Priority},
         webhook_deliveries={s: deliveries.get(s, 0) for s in ("pending", "delivered", "failed")},
@@ -438,8 +468,9 @@ class CaseDetail(CaseSummary):
     history: list[HistoryEntry] = Field(description="The case's events, oldest first")
 
 
-def encode_cursor(listing: repository.CaseListing) -> str:
-    raw = orjson.dumps([listing.updated_at.isoformat(), str(listing.case.case_id)])
+def encode_cursor(moment: datetime, item_id: uuid.UUID) -> str:
+    """A keyset cursor (time, id) of the last item of a page, opaque to clients."""
+    raw = orjson.dumps([moment.isoformat(), str(item_id)])
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
@@ -467,7 +498,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
     summary="List cases, most recently changed first (cursor pagination)",
 )
 async def list_cases(
-    settings: Settings,
+    caller: CanRead,
     db: DB,
     queue: Annotated[str | None, Query(max_length=64)] = None,
     case_status: Annotated[CaseStatus | None, Query(alias="status")] = None,
@@ -487,18 +518,23 @@ async def list_cases(
         language=language,
         sla_state=sla_state,
         updated_since=updated_since,
+        queues=caller.queues,
     )
     after = decode_cursor(cursor) if cursor else None
     async with db.begin() as conn:
         found = await repository.list_cases(
-            conn, settings.tenant, where, after=after, limit=limit + 1
+            conn, caller.tenant, where, after=after, limit=limit + 1
         )
     page = found[:limit]
     return CasePage(
         items=[
             CaseSummary(case=f.case, sla_state=f.sla_state, updated_at=f.updated_at) for f in page
         ],
-        next_cursor=encode_cursor(page[-1]) if len(found) > limit else None,
+        next_cursor=(
+            encode_cursor(page[-1].updated_at, page[-1].case.case_id)
+            if len(found) > limit
+            else None
+        ),
     )
 
 
@@ -508,10 +544,10 @@ async def list_cases(
     summary="One case with its conversation, classifications, routing traces, clocks, history",
     responses={404: {"description": "No such case for this tenant"}},
 )
-async def get_case(case_id: uuid.UUID, settings: Settings, db: DB) -> CaseDetail:
+async def get_case(case_id: uuid.UUID, caller: CanRead, db: DB) -> CaseDetail:
     async with db.begin() as conn:
-        found = await repository.case_by_id(conn, settings.tenant, case_id)
-        if found is None:
+        found = await repository.case_by_id(conn, caller.tenant, case_id)
+        if found is None or not caller.sees(found.case.queue):
             raise Problem(404, "Not Found", f"no case {case_id}")
         mentions = await repository.mentions_of_case(conn, case_id, CONVERSATION_LIMIT + 1)
         history = await repository.history_of_case(conn, case_id, HISTORY_LIMIT)
@@ -540,7 +576,7 @@ Router = Annotated[CaseRouter, Depends(service_part("case_router", CaseRouter))]
 
 
 class CaseActionIn(BaseModel):
-    """One action on a case. `actor` names the agent (API keys per agent come with scopes)."""
+    """One action on a case. `actor` names the agent; the audit log keeps it beside the key."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -589,13 +625,14 @@ class CaseActionIn(BaseModel):
 async def act_on_case(
     case_id: uuid.UUID,
     body: CaseActionIn,
-    settings: Settings,
+    caller: CanAct,
     db: DB,
     case_router: Router,
     idempotency_key: Annotated[uuid.UUID | None, Header()] = None,
 ) -> CaseSummary:
     """The action goes through the router's decider, so clocks, events and webhooks follow from
-    it. `Idempotency-Key` (a UUID) makes a retried request announce nothing twice."""
+    it. `Idempotency-Key` (a UUID) makes a retried request announce nothing twice. Audited: in
+    the action's transaction when it is done, on its own when it is refused."""
     action = AgentAction(
         action_id=idempotency_key or uuid.uuid4(),
         kind=body.action,
@@ -607,20 +644,37 @@ async def act_on_case(
         text=body.text,
         outcome=body.outcome,
     )
+
+    async def record(conn: AsyncConnection, status_code: int = 200) -> None:
+        detail = body.model_dump(mode="json", exclude_none=True, exclude={"action", "actor"})
+        if "text" in detail:
+            detail["text"] = f"{len(body.text or '')} characters"  # the text is in the case
+        await audited(
+            conn,
+            caller,
+            f"case.{action.kind.value}",
+            case_id,
+            status_code,
+            actor=body.actor,
+            detail=detail | {"action_id": str(action.action_id)},
+        )
+
     try:
+        async with db.begin() as conn:
+            found = await repository.case_by_id(conn, caller.tenant, case_id)
+        if found is None or not caller.sees(found.case.queue):
+            raise ActionRefused(f"no case {case_id}", status=404)
         if action.kind is ActionKind.REPLY:
-            async with db.begin() as conn:
-                found = await repository.case_by_id(conn, settings.tenant, case_id)
-            if found is None:
-                raise ActionRefused(f"no case {case_id}", status=404)
-            await case_router.reply(found.case, action)
+            await case_router.reply(found.case, action, record=record)
         else:
-            await case_router.act(case_id, action, handoff_queue=body.queue)
+            await case_router.act(case_id, action, handoff_queue=body.queue, record=record)
     except ActionRefused as refused:
+        async with db.begin() as conn:
+            await record(conn, refused.status)
         title = {404: "Not Found", 409: "Conflict"}.get(refused.status, "Unprocessable Content")
         raise Problem(refused.status, title, str(refused)) from None
     async with db.begin() as conn:
-        after = await repository.case_by_id(conn, settings.tenant, case_id)
+        after = await repository.case_by_id(conn, caller.tenant, case_id)
     assert after is not None
     return CaseSummary(case=after.case, sla_state=after.sla_state, updated_at=after.updated_at)
 
@@ -642,8 +696,8 @@ class PresenceIn(BaseModel):
     presence: Presence
 
 
-async def _agent_out(case_router: CaseRouter, agent_id: str) -> AgentOut:
-    staff = await case_router.staff()
+async def _agent_out(case_router: CaseRouter, tenant: str, agent_id: str) -> AgentOut:
+    staff = await case_router.staff(tenant)
     agent = staff.agents.get(agent_id)
     if agent is None:
         raise Problem(404, "Not Found", f"no agent {agent_id}")
@@ -655,8 +709,8 @@ async def _agent_out(case_router: CaseRouter, agent_id: str) -> AgentOut:
     response_model=list[AgentOut],
     summary="The agents (the playbook's and the API's; the API's definition wins), with loads",
 )
-async def list_agents(case_router: Router) -> list[AgentOut]:
-    staff = await case_router.staff()
+async def list_agents(caller: CanRead, case_router: Router) -> list[AgentOut]:
+    staff = await case_router.staff(caller.tenant)
     return [
         AgentOut(**agent.model_dump(), load=staff.load(agent.agent_id))
         for agent in staff.agents.values()
@@ -669,8 +723,8 @@ async def list_agents(case_router: Router) -> list[AgentOut]:
     summary="One agent with its load",
     responses={404: {"description": "No such agent"}},
 )
-async def get_agent(agent_id: AgentPathId, case_router: Router) -> AgentOut:
-    return await _agent_out(case_router, agent_id)
+async def get_agent(agent_id: AgentPathId, caller: CanRead, case_router: Router) -> AgentOut:
+    return await _agent_out(case_router, caller.tenant, agent_id)
 
 
 @router.put(
@@ -680,7 +734,7 @@ async def get_agent(agent_id: AgentPathId, case_router: Router) -> AgentOut:
     responses={422: {"description": "A queue the playbook does not have"}},
 )
 async def put_agent(
-    agent_id: AgentPathId, body: AgentProfile, settings: Settings, db: DB, case_router: Router
+    agent_id: AgentPathId, body: AgentProfile, caller: CanAdmin, db: DB, case_router: Router
 ) -> AgentOut:
     unknown = sorted(set(body.queues) - set(case_router.playbook.queues))
     if unknown:
@@ -691,8 +745,9 @@ async def put_agent(
             errors=[{"field": "queues", "message": f"unknown queues {unknown}"}],
         )
     async with db.begin() as conn:
-        await repository.put_agent(conn, settings.tenant, agent_id, body)
-    return await _agent_out(case_router, agent_id)
+        await repository.put_agent(conn, caller.tenant, agent_id, body)
+        await audited(conn, caller, "agent.put", None, 200, detail={"agent_id": agent_id})
+    return await _agent_out(case_router, caller.tenant, agent_id)
 
 
 @router.patch(
@@ -702,13 +757,14 @@ async def put_agent(
     responses={404: {"description": "No such agent"}},
 )
 async def set_agent_presence(
-    agent_id: AgentPathId, body: PresenceIn, settings: Settings, db: DB, case_router: Router
+    agent_id: AgentPathId, body: PresenceIn, caller: CanAct, db: DB, case_router: Router
 ) -> AgentOut:
-    if agent_id not in (await case_router.staff()).agents:
+    if agent_id not in (await case_router.staff(caller.tenant)).agents:
         raise Problem(404, "Not Found", f"no agent {agent_id}")
     async with db.begin() as conn:
-        await repository.set_presence(conn, settings.tenant, agent_id, body.presence)
-    return await _agent_out(case_router, agent_id)
+        await repository.set_presence(conn, caller.tenant, agent_id, body.presence)
+        await audited(conn, caller, "agent.presence", None, 200, detail={"agent_id": agent_id})
+    return await _agent_out(case_router, caller.tenant, agent_id)
 
 
 @router.post(
@@ -722,18 +778,19 @@ async def set_agent_presence(
     },
 )
 async def claim_next_case(
-    agent_id: AgentPathId, settings: Settings, db: DB, case_router: Router
+    agent_id: AgentPathId, caller: CanAct, db: DB, case_router: Router
 ) -> CaseSummary | Response:
     """The case is assigned to the agent through the decider (a `case.updated` with the assign
     action). Two agents asking at once never get the same case."""
     try:
-        claimed = await case_router.claim_next(agent_id)
+        claimed = await case_router.claim_next(caller.tenant, agent_id)
     except ActionRefused as refused:
         title = {404: "Not Found", 409: "Conflict"}.get(refused.status, "Unprocessable Content")
         raise Problem(refused.status, title, str(refused)) from None
     if claimed is None:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
     async with db.begin() as conn:
-        after = await repository.case_by_id(conn, settings.tenant, claimed.case_id)
+        after = await repository.case_by_id(conn, caller.tenant, claimed.case_id)
+        await audited(conn, caller, "case.next", claimed.case_id, 200, actor=agent_id)
     assert after is not None
     return CaseSummary(case=after.case, sla_state=after.sla_state, updated_at=after.updated_at)

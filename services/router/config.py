@@ -21,8 +21,12 @@ class RouterSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="SCS_ROUTER_")
 
     port: int = Field(default=8003, ge=1, le=65535)
-    # Protects the webhook endpoint registry (Authorization: Bearer <key>).
+    # The bootstrap key (Authorization: Bearer <key>): admin of SCS_TENANT, and the one key that
+    # manages API keys of any tenant (docs/api-keys.md).
     admin_api_key: SecretStr = Field(min_length=16, validation_alias="SCS_ADMIN_API_KEY")
+    # How long a router remembers an API key it looked up: a revocation made in another replica
+    # takes effect within this time (0: look every key up on every request).
+    api_key_cache_seconds: float = Field(default=1.0, ge=0, le=10)
     # Total deadline of one delivery attempt: connect, send, response headers and capped body.
     webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
     # Deliveries in flight at once, across endpoints.

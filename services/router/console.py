@@ -27,9 +27,9 @@ from fastapi.responses import StreamingResponse
 from pydantic import AwareDatetime
 
 from services.router import repository
+from services.router.access import CanRead
 from services.router.api import CaseSummary, SlaState
 from services.router.api import router as case_api
-from services.router.config import RouterSettings
 from shared.db import Database
 from shared.events import CaseStatus, Priority, utcnow
 from shared.service import service_part
@@ -70,7 +70,6 @@ pages = APIRouter(include_in_schema=False)
 # The same bearer check, before anything is read, as every other /v1 route.
 stream = APIRouter(prefix="/v1", tags=["router"], route_class=case_api.route_class)
 
-Settings = Annotated[RouterSettings, Depends(service_part("settings", RouterSettings))]
 DB = Annotated[Database, Depends(service_part("database", Database))]
 
 
@@ -165,7 +164,7 @@ async def case_changes(
 )
 async def stream_cases(
     request: Request,
-    settings: Settings,
+    caller: CanRead,
     db: DB,
     queue: Annotated[str | None, Query(max_length=64)] = None,
     case_status: Annotated[CaseStatus | None, Query(alias="status")] = None,
@@ -178,10 +177,11 @@ async def stream_cases(
         status=case_status.value if case_status else None,
         priority=priority.value if priority else None,
         sla_state=sla_state,
+        queues=caller.queues,
     )
     changes = case_changes(
         db,
-        settings.tenant,
+        caller.tenant,
         where,
         since or utcnow(),
         lifetime=STREAM_LIFETIME_SECONDS,

@@ -15,6 +15,7 @@ import asyncio
 import logging
 import uuid
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Protocol
 
@@ -74,6 +75,8 @@ NEXT_CANDIDATES = 200
 # Published case events stay in the outbox a day, and fired timers a week, for inspection.
 OUTBOX_KEPT = timedelta(days=1)
 FIRED_TIMERS_KEPT = timedelta(days=7)
+# Writes something of the caller's (an audit entry) in the same transaction as an action.
+Recorder = Callable[[AsyncConnection], Awaitable[None]]
 
 
 def count_committed(applied: Applier, duplicates: int, routed: Counter[str]) -> None:
@@ -126,17 +129,23 @@ class CaseRouter:
         self._replies = replies or LoggedReplies()
         self._outbox_lock = asyncio.Lock()
 
-    async def handle(self, envelopes: list[Envelope[MentionClassified]]) -> None:
-        applied = await self._route(envelopes)
+    async def handle(
+        self, envelopes: list[Envelope[MentionClassified]], *, record: Recorder | None = None
+    ) -> None:
+        applied = await self._route(envelopes, record)
         failpoint("router.after_commit")
         if applied is not None and applied.deliveries:
             self._deliveries_due.set()
         await self.relay_outbox()
 
-    async def _route(self, envelopes: list[Envelope[MentionClassified]]) -> Applier | None:
+    async def _route(
+        self, envelopes: list[Envelope[MentionClassified]], record: Recorder | None = None
+    ) -> Applier | None:
         """Route the batch in one transaction; the applier that wrote it (None: all known)."""
         routed: Counter[str] = Counter()
         async with self._db.begin() as conn:
+            if record is not None:
+                await record(conn)
             # Lock the conversations first, then ask which mentions are known: a member that
             # lost its partitions but still runs a batch (session timeout) waits here for the
             # new owner's transaction and then sees its mentions, instead of applying them twice.
@@ -170,7 +179,7 @@ class CaseRouter:
                 conn, repository.CRISIS_TOPIC_LOCKS, [f"{self._tenant}|{t}" for t in topics]
             )
             crises = await repository.open_crises_for_update(conn, self._tenant, topics)
-            staff = await self._staff(conn, self._playbook.assignment.automatic)
+            staff = await self._staff(conn, self._tenant, self._playbook.assignment.automatic)
             applier = Applier(self._tenant, await repository.subscriptions(conn, self._tenant))
             now = utcnow()
             for envelope in fresh.values():
@@ -222,6 +231,7 @@ class CaseRouter:
             )
             staff = await self._staff(
                 conn,
+                self._tenant,
                 self._playbook.assignment.automatic
                 or any(t.kind is TimerKind.REASSIGN for t in due),
             )
@@ -271,11 +281,19 @@ class CaseRouter:
         return case.crisis_id if case is not None and timer.trigger == "crisis" else None
 
     async def act(
-        self, case_id: uuid.UUID, action: AgentAction, *, handoff_queue: str | None = None
+        self,
+        case_id: uuid.UUID,
+        action: AgentAction,
+        *,
+        handoff_queue: str | None = None,
+        record: Recorder | None = None,
     ) -> Case:
-        """An agent's action through the decider, in one transaction; the case after it.
-        Raises ActionRefused (no such case, or the action does not apply)."""
+        """An agent's action through the decider, in one transaction (with what `record`
+        writes); the case after it. Raises ActionRefused (no such case, or the action does not
+        apply), and then nothing is written."""
         async with self._db.begin() as conn:
+            if record is not None:
+                await record(conn)
             found = await repository.case_by_id(conn, self._tenant, case_id)
             if found is None:
                 raise ActionRefused(f"no case {case_id}", status=404)
@@ -288,7 +306,7 @@ class CaseRouter:
             package = None
             if case is not None and action.kind is ActionKind.HANDOFF:
                 package = await self._handoff_package(conn, case, action, handoff_queue)
-            staff = await self._staff(conn, self._playbook.assignment.automatic)
+            staff = await self._staff(conn, self._tenant, self._playbook.assignment.automatic)
             decision = decide(case, ActionInput(action, package), self._playbook, utcnow(), staff)
             applier = Applier(self._tenant, await repository.subscriptions(conn, self._tenant))
             applier.apply(decision.case, decision.effects, TraceContext.new())
@@ -329,10 +347,15 @@ class CaseRouter:
             suggested_next_step=suggested_next_step(target, case, queue),
         )
 
-    async def reply(self, case: Case, action: AgentAction) -> None:
+    async def reply(
+        self, case: Case, action: AgentAction, *, record: Recorder | None = None
+    ) -> None:
         """The brand's answer written by an agent: recorded as a reply in the conversation (it
-        stops the response clock like a reply seen on the platform); sending it is the
-        platform adapter's part."""
+        stops the response clock like a reply seen on the platform), with what `record` writes
+        in the same transaction; sending it is the platform adapter's part. A case of another
+        tenant than this router's is not found (its reply would be threaded into ours)."""
+        if case.tenant != self._tenant:
+            raise ActionRefused(f"no case {case.case_id}", status=404)
         conversation_id = case.conversation_key.split(":", 1)[1]
         mention = Mention(
             mention_id=stable_id("agent-reply", str(action.action_id)),
@@ -352,7 +375,7 @@ class CaseRouter:
             trace=TraceContext.new(),
             event_id=stable_id("agent-reply-event", str(action.action_id)),
         )
-        await self.handle([envelope])
+        await self.handle([envelope], record=record)
         await self._replies.send(case, mention)
 
     async def relay_outbox(self) -> int:
@@ -391,33 +414,33 @@ class CaseRouter:
     def playbook(self) -> Playbook:
         return self._playbook
 
-    async def _staff(self, conn: AsyncConnection, needed: bool) -> Staff | None:
+    async def _staff(self, conn: AsyncConnection, tenant: str, needed: bool) -> Staff | None:
         """The agents and their loads, under the tenant's assignment lock (held to the commit),
         when the transaction's decisions may assign."""
         if not needed:
             return None
-        await repository.lock_assignment(conn, self._tenant)
-        return await self._read_staff(conn)
+        await repository.lock_assignment(conn, tenant)
+        return await self._read_staff(conn, tenant)
 
-    async def _read_staff(self, conn: AsyncConnection) -> Staff:
-        stored = await repository.stored_agents(conn, self._tenant)
+    async def _read_staff(self, conn: AsyncConnection, tenant: str) -> Staff:
+        stored = await repository.stored_agents(conn, tenant)
         return Staff(
             roster(self._playbook.assignment, stored),
-            await repository.agent_loads(conn, self._tenant),
+            await repository.agent_loads(conn, tenant),
         )
 
-    async def staff(self) -> Staff:
-        """The agents (the playbook's merged with the API's) and their loads, as they are."""
+    async def staff(self, tenant: str) -> Staff:
+        """The tenant's agents (the playbook's merged with the API's) and their loads."""
         async with self._db.begin() as conn:
-            return await self._read_staff(conn)
+            return await self._read_staff(conn, tenant)
 
-    async def claim_next(self, agent_id: str) -> Case | None:
+    async def claim_next(self, tenant: str, agent_id: str) -> Case | None:
         """Assign the agent the open unassigned case closest to breach that it may take; None
         when there is none. Two agents asking at once never get the same case: claims hold
         the tenant's assignment lock, and cases a batch holds are skipped."""
         now = utcnow()
         async with self._db.begin() as conn:
-            staff = await self._staff(conn, True)
+            staff = await self._staff(conn, tenant, True)
             assert staff is not None
             agent = staff.agents.get(agent_id)
             if agent is None:
@@ -432,7 +455,7 @@ class CaseRouter:
                     f"agent {agent_id} is at capacity ({agent.capacity} open cases)", status=409
                 )
             candidates = await repository.unassigned_cases_for_update(
-                conn, self._tenant, agent.languages, agent.queues, NEXT_CANDIDATES
+                conn, tenant, agent.languages, agent.queues, NEXT_CANDIDATES
             )
             case = next_case_for(agent, candidates, staff, self._playbook.assignment, now)
             if case is None:
@@ -446,7 +469,7 @@ class CaseRouter:
                 text="next: the case closest to breach",
             )
             decision = decide(case, ActionInput(action), self._playbook, now, staff)
-            applier = Applier(self._tenant, await repository.subscriptions(conn, self._tenant))
+            applier = Applier(tenant, await repository.subscriptions(conn, tenant))
             applier.apply(decision.case, decision.effects, TraceContext.new())
             await applier.flush(conn)
         count_committed(applier, 0, Counter())

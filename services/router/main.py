@@ -8,7 +8,8 @@ from datetime import timedelta
 
 from fastapi import FastAPI
 
-from services.router import api, console, webhook_docs
+from services.router import api, console, keys_api, webhook_docs
+from services.router.access import KeyResolver, database_lookup
 from services.router.config import RouterSettings
 from services.router.handlers import TIMER_BATCH, CaseRouter
 from services.router.webhooks import WebhookDispatcher, encrypt_stored_secrets
@@ -36,6 +37,12 @@ class RouterService(Service[RouterSettings]):
             alert_past_deadlines=settings.alert_past_deadlines,
         )
         self.secrets_cipher = settings.secrets_cipher()
+        self.keys = KeyResolver(
+            database_lookup(self.database),
+            settings.admin_api_key.get_secret_value(),
+            settings.tenant,
+            cache_seconds=settings.api_key_cache_seconds,
+        )
         self.dispatcher = WebhookDispatcher(
             self.database,
             timeout_seconds=settings.webhook_timeout_seconds,
@@ -84,7 +91,7 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
     app = create_service_app(
         RouterService(settings),
         # The stream first: /v1/cases/stream would otherwise be taken for a case id.
-        [console.pages, console.stream, api.router],
+        [console.pages, console.stream, api.router, keys_api.router],
         title="SCS Router — router",
         description="Threads classified mentions into cases and delivers signed webhooks.",
     )

@@ -1,8 +1,10 @@
-"""`scs cases ...` and `scs webhooks ...`: the router's HTTP API for operators at a terminal.
+"""`scs cases ...`, `scs webhooks ...` and `scs keys ...`: the router's HTTP API for operators
+at a terminal.
 
-Every command is one call to the router's API (`--router-url`, `$SCS_ROUTER_URL`) with the admin
-key (`$SCS_ADMIN_API_KEY`); answers are printed as JSON (tables for lists), and an API problem
-(4xx) is printed as its detail with exit status 1.
+Every command is one call to the router's API (`--router-url`, `$SCS_ROUTER_URL`) with a key
+(`--key`, `$SCS_ADMIN_API_KEY`: the bootstrap key or an API key of the scope the call needs);
+answers are printed as JSON (tables for lists), and an API problem (4xx) is printed as its
+detail with exit status 1.
 """
 
 from __future__ import annotations
@@ -17,12 +19,16 @@ RouterUrl = Annotated[
     str, typer.Option("--router-url", envvar="SCS_ROUTER_URL", help="The router's base URL")
 ]
 AdminKey = Annotated[
-    str, typer.Option("--key", envvar="SCS_ADMIN_API_KEY", help="The admin API key")
+    str,
+    typer.Option(
+        "--key", envvar="SCS_ADMIN_API_KEY", help="The bootstrap key or an API key (scs_...)"
+    ),
 ]
 DEFAULT_URL = "http://127.0.0.1:8003"
 
 cases_app = typer.Typer(help="Cases: list, show, act (assign, note, reply, resolve...).")
 webhooks_app = typer.Typer(help="Webhook endpoints: list, delivery log, redeliver, rotate...")
+keys_app = typer.Typer(help="API keys: create, list, rotate, revoke (tokens are shown once).")
 
 
 def call(url: str, key: str, method: str, path: str, **kwargs: Any) -> Any:
@@ -187,3 +193,62 @@ def disable(endpoint_id: str, url: RouterUrl = DEFAULT_URL, key: AdminKey = "") 
 def delete(endpoint_id: str, url: RouterUrl = DEFAULT_URL, key: AdminKey = "") -> None:
     call(url, key, "DELETE", f"/v1/webhook-endpoints/{endpoint_id}")
     typer.echo(f"deleted {endpoint_id}")
+
+
+# -- API keys ---------------------------------------------------------------------------------
+
+
+@keys_app.command("create")
+def create_key(
+    name: str,
+    scope: Annotated[str, typer.Option(help="read, act or admin (each implies the ones before)")],
+    url: RouterUrl = DEFAULT_URL,
+    key: AdminKey = "",
+    queue: Annotated[
+        list[str] | None, typer.Option(help="Only cases of this queue (repeat for more)")
+    ] = None,
+    tenant: Annotated[str | None, typer.Option(help="Another tenant (bootstrap key only)")] = None,
+) -> None:
+    """A new API key; its token is printed now and never again."""
+    body: dict[str, Any] = {"name": name, "scope": scope}
+    if queue:
+        body["queues"] = queue
+    if tenant:
+        body["tenant"] = tenant
+    show(call(url, key, "POST", "/v1/api-keys", json=body))
+
+
+@keys_app.command("list")
+def list_keys(
+    url: RouterUrl = DEFAULT_URL,
+    key: AdminKey = "",
+    tenant: Annotated[str | None, typer.Option(help="Bootstrap key: default every tenant")] = None,
+) -> None:
+    """The keys (never their tokens), one line each."""
+    params = {"tenant": tenant} if tenant else {}
+    for found in call(url, key, "GET", "/v1/api-keys", params=params):
+        state = "revoked" if found["revoked_at"] else "active"
+        queues = ",".join(found["queues"] or ["*"])
+        typer.echo(
+            f"{found['id']}  {state:<7} {found['tenant']:<12} {found['scope']:<5} "
+            f"{found['name']:<24} queues {queues}  last used {found['last_used_at'] or 'never'}"
+        )
+
+
+@keys_app.command("rotate")
+def rotate_key(
+    key_id: str,
+    url: RouterUrl = DEFAULT_URL,
+    key: AdminKey = "",
+    overlap_seconds: Annotated[float, typer.Option(min=0, max=3600)] = 0,
+) -> None:
+    """A new token (printed once); the old one stops now, or after the overlap."""
+    path = f"/v1/api-keys/{key_id}/rotate"
+    show(call(url, key, "POST", path, json={"overlap_seconds": overlap_seconds}))
+
+
+@keys_app.command("revoke")
+def revoke_key(key_id: str, url: RouterUrl = DEFAULT_URL, key: AdminKey = "") -> None:
+    """Refuse the key from now on (kept, revoked, in the listing and the audit log)."""
+    call(url, key, "DELETE", f"/v1/api-keys/{key_id}")
+    typer.echo(f"revoked {key_id}")

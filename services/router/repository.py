@@ -683,18 +683,26 @@ async def disable_endpoint_of(conn: AsyncConnection, delivery_id: uuid.UUID) -> 
     )
 
 
-async def delivery_counts(conn: AsyncConnection) -> dict[str, int]:
+async def delivery_counts(conn: AsyncConnection, tenant: str) -> dict[str, int]:
+    """Deliveries per status to the tenant's endpoints."""
+    own = select(webhook_endpoints.c.endpoint_id).where(webhook_endpoints.c.tenant == tenant)
     result = await conn.execute(
-        select(webhook_deliveries.c.status, func.count()).group_by(webhook_deliveries.c.status)
+        select(webhook_deliveries.c.status, func.count())
+        .where(webhook_deliveries.c.endpoint_id.in_(own.scalar_subquery()))
+        .group_by(webhook_deliveries.c.status)
     )
     return {row[0]: int(row[1]) for row in result}
 
 
-async def case_counts(conn: AsyncConnection, tenant: str) -> dict[str, int]:
+async def case_counts(
+    conn: AsyncConnection, tenant: str, queues: frozenset[str] | None = None
+) -> dict[str, int]:
+    """Cases per priority of the tenant (of these queues only, when given)."""
+    condition: ColumnElement[bool] = cases.c.tenant == tenant
+    if queues is not None:
+        condition = and_(condition, cases.c.queue.in_(sorted(queues)))
     result = await conn.execute(
-        select(cases.c.priority, func.count())
-        .where(cases.c.tenant == tenant)
-        .group_by(cases.c.priority)
+        select(cases.c.priority, func.count()).where(condition).group_by(cases.c.priority)
     )
     return {row[0]: int(row[1]) for row in result}
 
@@ -899,6 +907,8 @@ class CaseFilter:
     language: str | None = None
     sla_state: str | None = None
     updated_since: datetime | None = None
+    # The queues the caller's key sees (None: all).
+    queues: frozenset[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -924,6 +934,8 @@ async def list_cases(
             conditions.append(cases.c[name] == value)
     if where.updated_since is not None:
         conditions.append(cases.c.updated_at >= where.updated_since)
+    if where.queues is not None:
+        conditions.append(cases.c.queue.in_(sorted(where.queues)))
     if after is not None:
         conditions.append(tuple_(cases.c.updated_at, cases.c.case_id) < tuple_(*after))
     result = await conn.execute(

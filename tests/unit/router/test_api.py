@@ -77,7 +77,7 @@ def test_every_v1_route_refuses_a_request_without_the_key(client: TestClient) ->
     assert len(routes) >= 12
     for method, path in routes:
         concrete = path.replace("{case_id}", "c").replace("{endpoint_id}", "e")
-        concrete = concrete.replace("{delivery_id}", "d")
+        concrete = concrete.replace("{delivery_id}", "d").replace("{key_id}", "k")
         assert client.request(method, concrete).status_code == 401, (method, path)
 
 

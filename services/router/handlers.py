@@ -15,7 +15,7 @@ import asyncio
 import logging
 import uuid
 from collections import Counter
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -53,6 +53,7 @@ from shared.events import (
     MentionClassified,
     MentionKind,
     TraceContext,
+    by_tenant,
     new_envelope,
     stable_id,
     utcnow,
@@ -122,128 +123,157 @@ class CaseRouter:
         self._outbox_lock = asyncio.Lock()
 
     async def handle(self, envelopes: list[Envelope[MentionClassified]]) -> None:
-        applied = await self._route(envelopes)
+        appliers = await self._route(envelopes)
         failpoint("router.after_commit")
-        if applied is not None and applied.deliveries:
+        if any(applied.deliveries for applied in appliers):
             self._deliveries_due.set()
         await self.relay_outbox()
 
-    async def _route(self, envelopes: list[Envelope[MentionClassified]]) -> Applier | None:
-        """Route the batch in one transaction; the applier that wrote it (None: all known)."""
-        routed: Counter[str] = Counter()
+    async def _route(self, envelopes: list[Envelope[MentionClassified]]) -> list[Applier]:
+        """Route the batch in one transaction, each event under its own tenant (its locks,
+        cases, crises and subscriptions); the appliers that wrote it, one per tenant.
+        Tenants go in sorted order, so two batches lock in one order and cannot deadlock."""
+        batches: list[tuple[Applier, int, Counter[str]]] = []
         async with self._db.begin() as conn:
-            # Lock the conversations first, then ask which mentions are known: a member that
-            # lost its partitions but still runs a batch (session timeout) waits here for the
-            # new owner's transaction and then sees its mentions, instead of applying them twice.
-            conversations = sorted({e.data.mention.conversation_key for e in envelopes})
-            await repository.lock_keys(
-                conn,
-                repository.CONVERSATION_LOCKS,
-                [f"{self._tenant}|{key}" for key in conversations],
+            for tenant, group in by_tenant(envelopes).items():
+                batches.append(await self._route_tenant(conn, tenant, group))
+        for applier, duplicates, routed in batches:
+            count_committed(applier, duplicates, routed)
+        return [applier for applier, _, _ in batches]
+
+    async def _route_tenant(
+        self,
+        conn: AsyncConnection,
+        tenant: str,
+        envelopes: list[Envelope[MentionClassified]],
+    ) -> tuple[Applier, int, Counter[str]]:
+        """One tenant's events of the batch: (the applier that wrote them, empty when all were
+        known; duplicates; mentions routed by kind)."""
+        routed: Counter[str] = Counter()
+        # Lock the conversations first, then ask which mentions are known: a member that
+        # lost its partitions but still runs a batch (session timeout) waits here for the
+        # new owner's transaction and then sees its mentions, instead of applying them twice.
+        conversations = sorted({e.data.mention.conversation_key for e in envelopes})
+        await repository.lock_keys(
+            conn, repository.CONVERSATION_LOCKS, [f"{tenant}|{key}" for key in conversations]
+        )
+        current = await repository.cases_for_update(conn, tenant, conversations)
+        known = await repository.known_mentions(
+            conn, [e.data.mention.mention_id for e in envelopes]
+        )
+        fresh: dict[uuid.UUID, Envelope[MentionClassified]] = {}
+        for envelope in envelopes:
+            mention_id = envelope.data.mention.mention_id
+            if mention_id not in known and mention_id not in fresh:
+                fresh[mention_id] = envelope
+        duplicates = len(envelopes) - len(fresh)
+        if not fresh:
+            return Applier(tenant, []), duplicates, routed
+        topics = sorted(
+            {
+                e.data.classification.topic_key
+                for e in fresh.values()
+                if e.data.classification and e.data.classification.topic_key
+            }
+        )
+        await repository.lock_keys(
+            conn, repository.CRISIS_TOPIC_LOCKS, [f"{tenant}|{t}" for t in topics]
+        )
+        crises = await repository.open_crises_for_update(conn, tenant, topics)
+        applier = Applier(tenant, await repository.subscriptions(conn, tenant))
+        now = utcnow()
+        for envelope in fresh.values():
+            item = envelope.data
+            key = item.mention.conversation_key
+            topic = item.classification.topic_key if item.classification else None
+            decision = decide(
+                current.get(key),
+                MentionInput(
+                    item,
+                    tenant,
+                    crisis=crises.get(topic) if topic else None,
+                    alert_past_deadlines=self._alert_past_deadlines,
+                ),
+                self._playbook,
+                now,
             )
-            current = await repository.cases_for_update(conn, self._tenant, conversations)
-            known = await repository.known_mentions(
-                conn, [e.data.mention.mention_id for e in envelopes]
+            applier.apply(
+                decision.case, decision.effects, envelope.trace, source_event_id=envelope.id
             )
-            fresh: dict[uuid.UUID, Envelope[MentionClassified]] = {}
-            for envelope in envelopes:
-                mention_id = envelope.data.mention.mention_id
-                if mention_id not in known and mention_id not in fresh:
-                    fresh[mention_id] = envelope
-            duplicates = len(envelopes) - len(fresh)
-            if not fresh:
-                count_committed(Applier(self._tenant, []), duplicates, routed)
-                return None
-            topics = sorted(
-                {
-                    e.data.classification.topic_key
-                    for e in fresh.values()
-                    if e.data.classification and e.data.classification.topic_key
-                }
-            )
-            await repository.lock_keys(
-                conn, repository.CRISIS_TOPIC_LOCKS, [f"{self._tenant}|{t}" for t in topics]
-            )
-            crises = await repository.open_crises_for_update(conn, self._tenant, topics)
-            applier = Applier(self._tenant, await repository.subscriptions(conn, self._tenant))
-            now = utcnow()
-            for envelope in fresh.values():
-                item = envelope.data
-                key = item.mention.conversation_key
-                topic = item.classification.topic_key if item.classification else None
-                decision = decide(
-                    current.get(key),
-                    MentionInput(
-                        item,
-                        self._tenant,
-                        crisis=crises.get(topic) if topic else None,
-                        alert_past_deadlines=self._alert_past_deadlines,
-                    ),
-                    self._playbook,
-                    now,
-                )
-                applier.apply(
-                    decision.case, decision.effects, envelope.trace, source_event_id=envelope.id
-                )
-                if decision.case is not None:
-                    current[key] = decision.case
-                for crisis in applier.crises.values():
-                    crises[crisis.topic_key] = crisis
-                routed[item.mention.kind.value] += 1
-            await applier.flush(conn)
-        count_committed(applier, duplicates, routed)
-        return applier
+            if decision.case is not None:
+                current[key] = decision.case
+            for crisis in applier.crises.values():
+                crises[crisis.topic_key] = crisis
+            routed[item.mention.kind.value] += 1
+        await applier.flush(conn)
+        return applier, duplicates, routed
 
     async def fire_due_timers(self, limit: int = TIMER_BATCH) -> int:
-        """Act on due timers, once each across router replicas; how many were acted on (a timer
-        whose case or crisis a mention batch holds waits for the next round)."""
+        """Act on due timers of every tenant, once each across router replicas, each under its
+        timer's tenant; how many were acted on (a timer whose case or crisis a mention batch
+        holds waits for the next round)."""
         now = utcnow()
+        fired: list[Timer] = []
+        appliers: list[Applier] = []
         async with self._db.begin() as conn:
-            due = await repository.take_due_timers(conn, self._tenant, now, limit)
+            due = await repository.take_due_timers(conn, now, limit)
             if not due:
                 return 0
-            cases, busy = await repository.cases_by_id_for_update(
-                conn, self._tenant, sorted({t.case_id for t in due if t.case_id})
-            )
-            # Only crisis timers read their crisis: an SLA timer of a crisis case must not wait
-            # for the crisis row, which every batch of a burst holds.
-            crisis_of = {t.timer_id: self._crisis_of(t, cases) for t in due}
-            crises, busy_crises = await repository.crises_by_id_for_update(
-                conn, sorted({c for c in crisis_of.values() if c is not None})
-            )
-            applier = Applier(self._tenant, await repository.subscriptions(conn, self._tenant))
-            fired: list[uuid.UUID] = []
+            tenants: dict[str, list[Timer]] = {}
             for timer in due:
-                crisis_id = crisis_of[timer.timer_id]
-                if timer.case_id in busy or crisis_id in busy_crises:
-                    continue  # a mention batch holds its case or crisis: the next round
-                case = cases.get(timer.case_id) if timer.case_id else None
-                crisis = crises.get(crisis_id) if crisis_id else None
-                try:
-                    decision = decide(case, TimerInput(timer, crisis=crisis), self._playbook, now)
-                except Exception:
-                    # A timer the playbook cannot act on (it changed since) is parked, logged,
-                    # and counted; it must not stop every timer behind it.
-                    log.exception("timer failed", extra={"timer_id": str(timer.timer_id)})
-                    TIMERS_FAILED.inc()
-                    fired.append(timer.timer_id)
-                    continue
-                applier.apply(decision.case, decision.effects, TraceContext.new())
-                if decision.case is not None:
-                    cases[decision.case.case_id] = decision.case
-                crises.update(applier.crises)
-                fired.append(timer.timer_id)
-            await applier.flush(conn)
-            await repository.mark_timers_fired(conn, fired, now)
-        for timer in due:
-            if timer.timer_id in fired:
-                TIMERS_FIRED.labels(timer.kind.value).inc()
-        count_committed(applier, 0, Counter())
-        if applier.deliveries:
+                tenants.setdefault(timer.tenant, []).append(timer)
+            for tenant, timers in sorted(tenants.items()):
+                applier = Applier(tenant, await repository.subscriptions(conn, tenant))
+                fired += await self._fire_tenant_timers(conn, applier, timers, now)
+                await applier.flush(conn)
+                appliers.append(applier)
+            await repository.mark_timers_fired(conn, [t.timer_id for t in fired], now)
+        for timer in fired:
+            TIMERS_FIRED.labels(timer.kind.value).inc()
+        for applier in appliers:
+            count_committed(applier, 0, Counter())
+        if any(applier.deliveries for applier in appliers):
             self._deliveries_due.set()
-        if applier.outbox:
+        if any(applier.outbox for applier in appliers):
             await self.relay_outbox()
         return len(fired)
+
+    async def _fire_tenant_timers(
+        self, conn: AsyncConnection, applier: Applier, due: list[Timer], now: datetime
+    ) -> list[Timer]:
+        """One tenant's due timers through the decider into its applier; the timers acted on
+        (or parked because the playbook cannot act on them)."""
+        cases, busy = await repository.cases_by_id_for_update(
+            conn, applier.tenant, sorted({t.case_id for t in due if t.case_id})
+        )
+        # Only crisis timers read their crisis: an SLA timer of a crisis case must not wait
+        # for the crisis row, which every batch of a burst holds.
+        crisis_of = {t.timer_id: self._crisis_of(t, cases) for t in due}
+        crises, busy_crises = await repository.crises_by_id_for_update(
+            conn, sorted({c for c in crisis_of.values() if c is not None})
+        )
+        fired: list[Timer] = []
+        for timer in due:
+            crisis_id = crisis_of[timer.timer_id]
+            if timer.case_id in busy or crisis_id in busy_crises:
+                continue  # a mention batch holds its case or crisis: the next round
+            case = cases.get(timer.case_id) if timer.case_id else None
+            crisis = crises.get(crisis_id) if crisis_id else None
+            try:
+                decision = decide(case, TimerInput(timer, crisis=crisis), self._playbook, now)
+            except Exception:
+                # A timer the playbook cannot act on (it changed since) is parked, logged,
+                # and counted; it must not stop every timer behind it.
+                log.exception("timer failed", extra={"timer_id": str(timer.timer_id)})
+                TIMERS_FAILED.inc()
+                fired.append(timer)
+                continue
+            applier.apply(decision.case, decision.effects, TraceContext.new())
+            if decision.case is not None:
+                cases[decision.case.case_id] = decision.case
+            crises.update(applier.crises)
+            fired.append(timer)
+        return fired
 
     @staticmethod
     def _crisis_of(timer: Timer, cases: dict[uuid.UUID, Case]) -> uuid.UUID | None:

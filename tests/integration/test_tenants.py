@@ -25,6 +25,7 @@ from tests.integration.conftest import (
 )
 from tests.integration.test_crisis_velocity import LEAK
 from tests.integration.test_pipeline import mention_body
+from tests.integration.test_playbook_clocks import COMPLAINT, case_events
 
 # The sample playbook opens a crisis at the 5th similar high-risk mention of a topic.
 OPEN_AT_SIMILAR = 5
@@ -202,3 +203,24 @@ async def test_two_tenants_sending_the_same_items_each_get_their_own_case_veloci
 
     assert (await sla(stack, "not-listed")).status_code == 404
     assert (await sla(stack, "Not A Tenant!")).status_code == 422
+
+
+async def test_the_timers_of_every_tenant_fire_under_their_tenant(stack: Stack) -> None:
+    """A mention of the other tenant delivered two days late: its clock's timers are due at
+    once, and a router fires them for that tenant's case."""
+    conversation = f"tenant-late-{uuid.uuid4().hex[:12]}"
+    late = datetime.now(UTC) - timedelta(days=2)
+    body = mention_body(conversation, COMPLAINT) | {"created_at": late.isoformat()}
+    await send(stack, OTHER_INGEST_AUTH, [body])
+
+    async def breached() -> list[dict[str, Any]]:
+        events = await case_events(stack, {conversation})
+        return [e for e in events if e["type"] == "sla.breached"]
+
+    async def fired() -> bool:
+        return bool(await breached())
+
+    await eventually(fired, what="an sla.breached of the other tenant's case")
+    assert {(e["tenant"], e["data"]["case"]["tenant"]) for e in await breached()} == {
+        (OTHER_TENANT, OTHER_TENANT)
+    }

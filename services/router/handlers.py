@@ -7,6 +7,8 @@ committed. A redelivered mention is recognised by its id and skipped. Due timers
 `fire_due_timers` (FOR UPDATE SKIP LOCKED) and go through the same decider and applier, so an
 sla.breached is published once per clock however many routers run. The outbox relay then
 publishes the events to Kafka, so a crash between the commit and the publish loses nothing.
+Every event is handled under its envelope's tenant (a batch that mixes tenants has one
+transaction per tenant), and every timer under its own tenant.
 """
 
 from __future__ import annotations
@@ -123,90 +125,84 @@ class CaseRouter:
         self._outbox_lock = asyncio.Lock()
 
     async def handle(self, envelopes: list[Envelope[MentionClassified]]) -> None:
-        appliers = await self._route(envelopes)
+        # Each event is handled under its envelope's tenant, each tenant of a batch in its own
+        # transaction: a failed one redoes the batch, and what committed is then known.
+        applied = [
+            await self._route(tenant, group) for tenant, group in by_tenant(envelopes).items()
+        ]
         failpoint("router.after_commit")
-        if any(applied.deliveries for applied in appliers):
+        if any(applier is not None and applier.deliveries for applier in applied):
             self._deliveries_due.set()
         await self.relay_outbox()
 
-    async def _route(self, envelopes: list[Envelope[MentionClassified]]) -> list[Applier]:
-        """Route the batch in one transaction, each event under its own tenant (its locks,
-        cases, crises and subscriptions); the appliers that wrote it, one per tenant.
-        Tenants go in sorted order, so two batches lock in one order and cannot deadlock."""
-        batches: list[tuple[Applier, int, Counter[str]]] = []
-        async with self._db.begin() as conn:
-            for tenant, group in by_tenant(envelopes).items():
-                batches.append(await self._route_tenant(conn, tenant, group))
-        for applier, duplicates, routed in batches:
-            count_committed(applier, duplicates, routed)
-        return [applier for applier, _, _ in batches]
-
-    async def _route_tenant(
-        self,
-        conn: AsyncConnection,
-        tenant: str,
-        envelopes: list[Envelope[MentionClassified]],
-    ) -> tuple[Applier, int, Counter[str]]:
-        """One tenant's events of the batch: (the applier that wrote them, empty when all were
-        known; duplicates; mentions routed by kind)."""
+    async def _route(
+        self, tenant: str, envelopes: list[Envelope[MentionClassified]]
+    ) -> Applier | None:
+        """Route one tenant's events of the batch in one transaction; the applier that wrote
+        them (None: all known)."""
         routed: Counter[str] = Counter()
-        # Lock the conversations first, then ask which mentions are known: a member that
-        # lost its partitions but still runs a batch (session timeout) waits here for the
-        # new owner's transaction and then sees its mentions, instead of applying them twice.
-        conversations = sorted({e.data.mention.conversation_key for e in envelopes})
-        await repository.lock_keys(
-            conn, repository.CONVERSATION_LOCKS, [f"{tenant}|{key}" for key in conversations]
-        )
-        current = await repository.cases_for_update(conn, tenant, conversations)
-        known = await repository.known_mentions(
-            conn, [e.data.mention.mention_id for e in envelopes]
-        )
-        fresh: dict[uuid.UUID, Envelope[MentionClassified]] = {}
-        for envelope in envelopes:
-            mention_id = envelope.data.mention.mention_id
-            if mention_id not in known and mention_id not in fresh:
-                fresh[mention_id] = envelope
-        duplicates = len(envelopes) - len(fresh)
-        if not fresh:
-            return Applier(tenant, []), duplicates, routed
-        topics = sorted(
-            {
-                e.data.classification.topic_key
-                for e in fresh.values()
-                if e.data.classification and e.data.classification.topic_key
-            }
-        )
-        await repository.lock_keys(
-            conn, repository.CRISIS_TOPIC_LOCKS, [f"{tenant}|{t}" for t in topics]
-        )
-        crises = await repository.open_crises_for_update(conn, tenant, topics)
-        applier = Applier(tenant, await repository.subscriptions(conn, tenant))
-        now = utcnow()
-        for envelope in fresh.values():
-            item = envelope.data
-            key = item.mention.conversation_key
-            topic = item.classification.topic_key if item.classification else None
-            decision = decide(
-                current.get(key),
-                MentionInput(
-                    item,
-                    tenant,
-                    crisis=crises.get(topic) if topic else None,
-                    alert_past_deadlines=self._alert_past_deadlines,
-                ),
-                self._playbook,
-                now,
+        async with self._db.begin() as conn:
+            # Lock the conversations first, then ask which mentions are known: a member that
+            # lost its partitions but still runs a batch (session timeout) waits here for the
+            # new owner's transaction and then sees its mentions, instead of applying them twice.
+            conversations = sorted({e.data.mention.conversation_key for e in envelopes})
+            await repository.lock_keys(
+                conn,
+                repository.CONVERSATION_LOCKS,
+                [f"{tenant}|{key}" for key in conversations],
             )
-            applier.apply(
-                decision.case, decision.effects, envelope.trace, source_event_id=envelope.id
+            current = await repository.cases_for_update(conn, tenant, conversations)
+            known = await repository.known_mentions(
+                conn, [e.data.mention.mention_id for e in envelopes]
             )
-            if decision.case is not None:
-                current[key] = decision.case
-            for crisis in applier.crises.values():
-                crises[crisis.topic_key] = crisis
-            routed[item.mention.kind.value] += 1
-        await applier.flush(conn)
-        return applier, duplicates, routed
+            fresh: dict[uuid.UUID, Envelope[MentionClassified]] = {}
+            for envelope in envelopes:
+                mention_id = envelope.data.mention.mention_id
+                if mention_id not in known and mention_id not in fresh:
+                    fresh[mention_id] = envelope
+            duplicates = len(envelopes) - len(fresh)
+            if not fresh:
+                count_committed(Applier(tenant, []), duplicates, routed)
+                return None
+            topics = sorted(
+                {
+                    e.data.classification.topic_key
+                    for e in fresh.values()
+                    if e.data.classification and e.data.classification.topic_key
+                }
+            )
+            await repository.lock_keys(
+                conn, repository.CRISIS_TOPIC_LOCKS, [f"{tenant}|{t}" for t in topics]
+            )
+            crises = await repository.open_crises_for_update(conn, tenant, topics)
+            applier = Applier(tenant, await repository.subscriptions(conn, tenant))
+            now = utcnow()
+            for envelope in fresh.values():
+                item = envelope.data
+                key = item.mention.conversation_key
+                topic = item.classification.topic_key if item.classification else None
+                decision = decide(
+                    current.get(key),
+                    MentionInput(
+                        item,
+                        tenant,
+                        crisis=crises.get(topic) if topic else None,
+                        alert_past_deadlines=self._alert_past_deadlines,
+                    ),
+                    self._playbook,
+                    now,
+                )
+                applier.apply(
+                    decision.case, decision.effects, envelope.trace, source_event_id=envelope.id
+                )
+                if decision.case is not None:
+                    current[key] = decision.case
+                for crisis in applier.crises.values():
+                    crises[crisis.topic_key] = crisis
+                routed[item.mention.kind.value] += 1
+            await applier.flush(conn)
+        count_committed(applier, duplicates, routed)
+        return applier
 
     async def fire_due_timers(self, limit: int = TIMER_BATCH) -> int:
         """Act on due timers of every tenant, once each across router replicas, each under its

@@ -83,6 +83,30 @@ async def routed(stack: Stack, conversation_key: str) -> dict[str, list[int]]:
     return by_tenant
 
 
+async def settle(stack: Stack, conversation: str) -> None:
+    """Wait until the conversation's cases have nothing more to say (no due timer, nothing in the
+    outbox) and the KPI service applied all of it, so no event of this test is still on its way
+    when the next test begins (e.g. one that restarts the KPI service)."""
+
+    async def settled() -> bool:
+        (waiting,) = await query(
+            stack,
+            "SELECT (SELECT count(*) FROM router_timers t JOIN router_cases c USING (case_id) "
+            "WHERE t.fired_at IS NULL AND t.due_at <= now() AND c.conversation_key = :key) "
+            "+ (SELECT count(*) FROM router_outbox WHERE published_at IS NULL)",
+            key=f"x:{conversation}",
+        )
+        if waiting[0]:
+            return False
+        ids = list({uuid.UUID(e["id"]) for e in await case_events(stack, {conversation})})
+        (applied,) = await query(
+            stack, "SELECT count(*) FROM kpi_applied_events WHERE event_id = ANY(:ids)", ids=ids
+        )
+        return bool(applied[0] == len(ids))
+
+    await eventually(settled, what=f"{conversation}: every event out and applied by the KPIs")
+
+
 async def sla(stack: Stack, tenant: str | None = None) -> httpx.Response:
     params = {"tenant": tenant} if tenant else {}
     async with httpx.AsyncClient() as client:
@@ -203,6 +227,7 @@ async def test_two_tenants_sending_the_same_items_each_get_their_own_case_veloci
 
     assert (await sla(stack, "not-listed")).status_code == 404
     assert (await sla(stack, "Not A Tenant!")).status_code == 422
+    await settle(stack, f"tenants-{run}")
 
 
 async def test_the_timers_of_every_tenant_fire_under_their_tenant(stack: Stack) -> None:
@@ -224,3 +249,4 @@ async def test_the_timers_of_every_tenant_fire_under_their_tenant(stack: Stack) 
     assert {(e["tenant"], e["data"]["case"]["tenant"]) for e in await breached()} == {
         (OTHER_TENANT, OTHER_TENANT)
     }
+    await settle(stack, conversation)

@@ -1124,7 +1124,7 @@ async def main() -> None:
                         "secret_ciphertext": "unused: no dispatcher runs in the bench",
                     },
                 )
-        router = CaseRouter(db, producer, TENANT, playbook, asyncio.Event())
+        router = CaseRouter(db, producer, playbook, asyncio.Event())
         bench = Bench(
             args, bootstrap, db, producer, router, offsets, run, topics["in"], topics["out"], result
         )

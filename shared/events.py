@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import secrets
 import uuid
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from functools import cached_property
@@ -245,8 +246,18 @@ class Mention(BaseModel):
         return f"{self.channel.value}:{self.conversation_id}"
 
     @staticmethod
-    def id_for(channel: Channel, platform_id: str) -> uuid.UUID:
-        return stable_id("mention", channel.value, platform_id)
+    def id_for(channel: Channel, platform_id: str, tenant: str | None = None) -> uuid.UUID:
+        """Our id of a platform item. Ingest adds the tenant (`in_tenant`): two tenants that
+        receive the same item have two mentions, which no consumer's dedupe, case or velocity
+        count can take for one; a parser, which knows no tenant, leaves it out."""
+        parts = ("mention", channel.value, platform_id)
+        return stable_id(*parts) if tenant is None else stable_id(*parts, "tenant", tenant)
+
+    def in_tenant(self, tenant: str) -> Mention:
+        """The mention as the tenant's own: its id scoped to the tenant (see `id_for`)."""
+        return self.model_copy(
+            update={"mention_id": Mention.id_for(self.channel, self.platform_id, tenant)}
+        )
 
 
 class Priority(StrEnum):
@@ -600,6 +611,18 @@ class Envelope(BaseModel, Generic[PayloadT]):
     @cached_property
     def _encoded(self) -> bytes:
         return orjson.dumps(self.model_dump(mode="json"))
+
+
+EnvelopeT = TypeVar("EnvelopeT", bound=Envelope[Any])
+
+
+def by_tenant(envelopes: Iterable[EnvelopeT]) -> dict[str, list[EnvelopeT]]:
+    """A batch's events per tenant (a batch may mix tenants; each is handled as its own), in
+    the batch's order, tenants sorted: the order a consumer locks and writes them in."""
+    groups: dict[str, list[EnvelopeT]] = {}
+    for envelope in envelopes:
+        groups.setdefault(envelope.tenant, []).append(envelope)
+    return dict(sorted(groups.items()))
 
 
 class InvalidEvent(ValueError):

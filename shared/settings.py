@@ -8,12 +8,23 @@ names the variable, never at the first request.
 from __future__ import annotations
 
 import sys
-from typing import Literal, Self, TypeVar
+from typing import Annotated, Literal, Self, TypeVar
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ASYNCPG_URL_SCHEMES = frozenset({"postgresql", "postgres", "postgresql+asyncpg"})
+# A tenant an operator adds (ingest tokens, KPI labels): a closed pattern, so a name is safe in
+# keys, lock names and metric labels, and fits the events' and tables' 64 characters.
+TENANT_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+TenantName = Annotated[str, StringConstraints(pattern=TENANT_PATTERN)]
 
 
 def asyncpg_url(value: str) -> str:

@@ -33,6 +33,7 @@ from shared.events import (
     Mention,
     MentionClassified,
     MentionKind,
+    by_tenant,
     new_envelope,
     stable_id,
     utcnow,
@@ -47,13 +48,11 @@ class MentionClassifier:
         db: Database,
         producer: EventProducer,
         classifier: Classifier,
-        tenant: str,
         velocity_window: timedelta,
     ) -> None:
         self._db = db
         self._producer = producer
         self._classifier = classifier
-        self._tenant = tenant
         self._window = VelocityWindow(int(velocity_window.total_seconds()))
         self._known_languages = frozenset(classifier.lexicons.languages) | {UNDETERMINED}
 
@@ -76,18 +75,22 @@ class MentionClassifier:
             m.mention_id: topic_key(m, analyses[m.mention_id], self._classifier.lexicons)
             for m in customer
         }
-        velocity = VelocityCounts(self._window)
-        if customer:
+        # Velocity is each tenant's own: one tenant's storm never counts towards another's.
+        velocities: dict[str, VelocityCounts] = {}
+        tenants = by_tenant(e for e in envelopes if e.data.kind is not MentionKind.REPLY)
+        if tenants:
             async with self._db.begin() as conn:
-                velocity = await repository.load_velocity(
-                    conn,
-                    self._tenant,
-                    self._window,
-                    sorted(set(topics.values())),
-                    [m.mention_id for m in customer],
-                    min(m.created_at for m in customer),
-                    max(m.created_at for m in customer),
-                )
+                for tenant, group in tenants.items():
+                    mentions = [e.data for e in group]
+                    velocities[tenant] = await repository.load_velocity(
+                        conn,
+                        tenant,
+                        self._window,
+                        sorted({topics[m.mention_id] for m in mentions}),
+                        [m.mention_id for m in mentions],
+                        min(m.created_at for m in mentions),
+                        max(m.created_at for m in mentions),
+                    )
         started = time.perf_counter()
         classifications: list[Classification] = []
         outgoing: list[Envelope[MentionClassified]] = []
@@ -95,6 +98,7 @@ class MentionClassifier:
             mention = envelope.data
             classification: Classification | None = None
             if mention.kind is not MentionKind.REPLY:
+                velocity = velocities[envelope.tenant]
                 topic = topics[mention.mention_id]
                 context = ClassificationContext(
                     similar_negative_recent=velocity.similar_before(mention, topic),
@@ -119,9 +123,11 @@ class MentionClassifier:
                 )
             )
         classify_seconds = time.perf_counter() - started
-        if velocity.new_signals:
+        counted = {t: v.new_signals for t, v in velocities.items() if v.new_signals}
+        if counted:
             async with self._db.begin() as conn:
-                await repository.record_velocity(conn, self._tenant, velocity.new_signals)
+                for tenant, signals in counted.items():
+                    await repository.record_velocity(conn, tenant, signals)
         await self._producer.publish_many(CLASSIFICATIONS, outgoing)
         CLASSIFY_SECONDS.observe(classify_seconds)
         count_published(classifications, self._known_languages)

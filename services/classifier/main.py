@@ -36,7 +36,6 @@ class ClassifierService(Service[ClassifierSettings]):
             self.database,
             self.producer,
             self.classifier,
-            settings.tenant,
             timedelta(seconds=settings.velocity_window_seconds),
         )
 

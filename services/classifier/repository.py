@@ -84,7 +84,11 @@ async def load_velocity(
             velocity_counted.c.mention_id,
             velocity_counted.c.topic_key,
             velocity_counted.c.bucket_start,
-        ).where(velocity_counted.c.mention_id.in_(mention_ids))
+        ).where(
+            and_(
+                velocity_counted.c.tenant == tenant, velocity_counted.c.mention_id.in_(mention_ids)
+            )
+        )
     )
     return VelocityCounts(
         window,

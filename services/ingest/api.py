@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Response, status
+from fastapi import APIRouter, Depends, Request, Response, status
 from pydantic import BaseModel
 
 from services.ingest.config import IngestSettings
@@ -19,7 +19,7 @@ from services.ingest.handlers import (
 )
 from services.ingest.metrics import MENTIONS_REJECTED
 from shared.events import TraceContext
-from shared.http import authenticated_route, trace_context
+from shared.http import authenticated_route, bearer_matches, trace_context
 from shared.problems import Problem
 from shared.service import service_part
 
@@ -41,18 +41,34 @@ Settings = Annotated[IngestSettings, Depends(service_part("settings", IngestSett
 Trace = Annotated[TraceContext, Depends(trace_context)]
 
 
+async def credential_tenant(request: Request, settings: Settings) -> str:
+    """The tenant whose bearer token opened the request (the route checked it is one of the
+    accepted tokens); SCS_TENANT when the endpoints are open on purpose and no tenant's token
+    came. Every token is compared, in constant time, whichever matches."""
+    authorization = request.headers.get("authorization")
+    owners = [
+        tenant
+        for token, tenant in settings.tenant_of_token().items()
+        if bearer_matches(authorization, [token])
+    ]
+    return owners[0] if owners else settings.tenant
+
+
+Tenant = Annotated[str, Depends(credential_tenant)]
+
+
 class MentionAccepted(BaseModel):
     id: uuid.UUID
     status: Literal["accepted", "duplicate"]
 
 
 async def accept_or_503(
-    acceptor: MentionAcceptor, parsed: ParseResult, trace: TraceContext, channel: str
+    acceptor: MentionAcceptor, parsed: ParseResult, trace: TraceContext, channel: str, tenant: str
 ) -> AcceptResult:
     """Publish through the acceptor; a mention that cannot travel is this request's 413/422 only,
     any failure to make it durable is a 503, never a 500."""
     try:
-        return await acceptor.accept(parsed, trace, channel)
+        return await acceptor.accept(parsed, trace, tenant, channel)
     except MentionRefused as refused:
         MENTIONS_REJECTED.labels(channel, "too_large" if refused.status == 413 else "invalid").inc()
         raise Problem(
@@ -99,9 +115,15 @@ async def accept_or_503(
     },
 )
 async def post_mention(
-    mention: generic.GenericMentionIn, response: Response, acceptor: Acceptor, trace: Trace
+    mention: generic.GenericMentionIn,
+    response: Response,
+    acceptor: Acceptor,
+    trace: Trace,
+    tenant: Tenant,
 ) -> MentionAccepted:
-    result = await accept_or_503(acceptor, generic.parse(mention), trace, mention.channel.value)
+    result = await accept_or_503(
+        acceptor, generic.parse(mention), trace, mention.channel.value, tenant
+    )
     if result.accepted:
         return MentionAccepted(id=result.accepted[0], status="accepted")
     response.status_code = status.HTTP_200_OK

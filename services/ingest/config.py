@@ -5,7 +5,7 @@ from typing import Any
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from shared.settings import ServiceSettings
+from shared.settings import ServiceSettings, TenantName
 
 
 class IngestSettings(ServiceSettings):
@@ -29,6 +29,10 @@ class IngestSettings(ServiceSettings):
     # the two must be set: an ingest open to anyone is a choice, never a default.
     api_token: SecretStr | None = Field(default=None, min_length=16)
     allow_anonymous: bool = False
+    # More tenants on the same ingest, each with its own bearer token: {"tenant": "token"}. A
+    # mention is the tenant's whose token opened the request (SCS_INGEST_API_TOKEN's, and the
+    # signed X and Meta webhooks', is SCS_TENANT's).
+    tenant_tokens: dict[TenantName, SecretStr] = Field(default_factory=dict)
     x_consumer_secret: SecretStr | None = None
     meta_app_secret: SecretStr | None = None
     meta_verify_token: SecretStr | None = None
@@ -70,8 +74,36 @@ class IngestSettings(ServiceSettings):
             )
         return self
 
+    @field_validator("tenant_tokens")
+    @classmethod
+    def _strong_tokens(cls, tokens: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        for tenant, token in tokens.items():
+            if len(token.get_secret_value().strip()) < 16:
+                raise ValueError(f"the token of tenant {tenant!r} must have 16+ characters")
+        return tokens
+
+    @model_validator(mode="after")
+    def _one_tenant_per_token(self) -> IngestSettings:
+        """A token shared by two tenants could not tell whose a mention is."""
+        tokens = [token.get_secret_value() for token in self.tenant_tokens.values()]
+        if self.api_token is not None:
+            tokens.append(self.api_token.get_secret_value())
+        if len(set(tokens)) != len(tokens):
+            raise ValueError(
+                "SCS_INGEST_TENANT_TOKENS: every tenant needs its own token, different from "
+                "the others and from SCS_INGEST_API_TOKEN"
+            )
+        return self
+
+    def tenant_of_token(self) -> dict[str, str]:
+        """Every token that opens the unsigned endpoints, with the tenant it speaks for."""
+        owners = {token.get_secret_value(): tenant for tenant, token in self.tenant_tokens.items()}
+        if self.api_token is not None:
+            owners[self.api_token.get_secret_value()] = self.tenant
+        return owners
+
     def accepted_tokens(self) -> list[str] | None:
         """Tokens that open the unsigned endpoints; None when they are open on purpose."""
         if self.api_token is None:
             return None
-        return [self.api_token.get_secret_value()]
+        return list(self.tenant_of_token())

@@ -124,7 +124,6 @@ class MentionAcceptor:
         self,
         db: Database,
         producer: EventProducer,
-        tenant: str,
         dedupe_window: timedelta,
         publish_timeout_seconds: float,
         *,
@@ -133,7 +132,6 @@ class MentionAcceptor:
     ) -> None:
         self._db = db
         self._producer = producer
-        self._tenant = tenant
         self._dedupe_window = dedupe_window
         self._publish_timeout = publish_timeout_seconds
         self._max_pending = max_pending_mentions
@@ -143,13 +141,14 @@ class MentionAcceptor:
         self._worker: asyncio.Task[None] | None = None
 
     async def accept(
-        self, parsed: ParseResult, trace: TraceContext, channel: str = "generic"
+        self, parsed: ParseResult, trace: TraceContext, tenant: str, channel: str = "generic"
     ) -> AcceptResult:
-        """Make the request's mentions durable; raises MentionRefused (this request's fault),
-        Overloaded or InFlight (retry later), or what made the batch fail (retry later)."""
+        """Make the request's mentions durable as the tenant's (their ids scoped to it, so
+        another tenant's copy of the same item is its own mention); raises MentionRefused (this
+        request's fault), Overloaded or InFlight (retry later), or what made the batch fail."""
         ignored = [item.reason for item in parsed.ignored]
         events = [
-            mention_event(with_language(mention), trace, self._tenant)
+            mention_event(with_language(mention.in_tenant(tenant)), trace, tenant)
             for mention in _unique(parsed.mentions)
         ]
         if events:

@@ -25,7 +25,6 @@ class IngestService(Service[IngestSettings]):
         self.acceptor = MentionAcceptor(
             self.database,
             self.producer,
-            settings.tenant,
             timedelta(days=settings.dedupe_window_days),
             settings.publish_timeout_seconds,
             max_pending_mentions=settings.max_pending_mentions,

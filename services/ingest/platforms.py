@@ -17,7 +17,7 @@ from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, SecretStr, ValidationError
 
-from services.ingest.api import Acceptor, BearerRoute, Settings, Trace, accept_or_503
+from services.ingest.api import Acceptor, BearerRoute, Settings, Tenant, Trace, accept_or_503
 from services.ingest.config import IngestSettings
 from services.ingest.core import (
     ParseResult,
@@ -95,6 +95,7 @@ async def _receive(
     acceptor: MentionAcceptor,
     trace: TraceContext,
     *,
+    tenant: str,
     adapter: str,
     parser: Parser,
     signature_valid: Callable[[bytes], bool] | None = None,
@@ -107,7 +108,7 @@ async def _receive(
         raise Problem(401, "Unauthorized", "the signature does not match the body")
     brands = settings.brand_accounts.get(adapter, {})
     parsed = await asyncio.to_thread(_parse, body, adapter, parser, raw_body, brands)
-    result = await accept_or_503(acceptor, parsed, trace, adapter)
+    result = await accept_or_503(acceptor, parsed, trace, adapter, tenant)
     return WebhookAccepted(
         accepted=len(result.accepted), duplicates=len(result.duplicates), ignored=result.ignored
     )
@@ -177,6 +178,8 @@ def _signed_adapter(
             settings,
             acceptor,
             trace,
+            # The platform's app secret signs for the deployment's own tenant.
+            tenant=settings.tenant,
             adapter=adapter,
             parser=parser,
             signature_valid=lambda body: verify(body, signature, secret),
@@ -205,10 +208,17 @@ _signed_adapter(
 def _unsigned_adapter(adapter: str, parser: Parser, summary: str, raw_body: bool = False) -> None:
     @_accepting(f"/{adapter}", summary, on=unsigned_router, name=f"{adapter}_events")
     async def events(
-        request: Request, settings: Settings, acceptor: Acceptor, trace: Trace
+        request: Request, settings: Settings, acceptor: Acceptor, trace: Trace, tenant: Tenant
     ) -> WebhookAccepted:
         return await _receive(
-            request, settings, acceptor, trace, adapter=adapter, parser=parser, raw_body=raw_body
+            request,
+            settings,
+            acceptor,
+            trace,
+            tenant=tenant,
+            adapter=adapter,
+            parser=parser,
+            raw_body=raw_body,
         )
 
 

@@ -13,7 +13,7 @@ cases resolved in the social channel / cases; a case its handoff target resolved
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from datetime import datetime
 from typing import Literal
 
@@ -136,3 +136,24 @@ def sla_report(cases: Iterable[CaseFacts], now: datetime) -> SlaReport:
         for figures in (overall, by_priority[case.priority], by_channel[case.channel]):
             figures.add(case, now)
     return SlaReport(overall=overall, by_priority=dict(by_priority), by_channel=dict(by_channel))
+
+
+# -- Per tenant ------------------------------------------------------------------------------
+# Reports, and the `tenant` label of every KPI metric, name only tenants the operator listed;
+# every other tenant's cases are counted together under this one: the label set stays closed.
+OTHER_TENANTS = "other"
+
+
+def tenant_label(tenant: str, tenants: Collection[str]) -> str:
+    return tenant if tenant in tenants else OTHER_TENANTS
+
+
+def tenant_reports(
+    facts: Iterable[tuple[str, CaseFacts]], tenants: Collection[str], now: datetime
+) -> dict[str, SlaReport]:
+    """A report per listed tenant (also before its first case), and one for the unlisted ones
+    together when there are any: no tenant's cases ever count in another listed tenant's."""
+    grouped: dict[str, list[CaseFacts]] = {tenant: [] for tenant in tenants}
+    for tenant, case in facts:
+        grouped.setdefault(tenant_label(tenant, tenants), []).append(case)
+    return {label: sla_report(cases, now) for label, cases in sorted(grouped.items())}

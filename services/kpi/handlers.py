@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Collection
 from datetime import timedelta
 from typing import Any
 
 from services.kpi import repository
-from services.kpi.core import SlaReport, left_channel, resolution_after, sla_report
+from services.kpi.core import (
+    SlaReport,
+    left_channel,
+    resolution_after,
+    tenant_label,
+    tenant_reports,
+)
 from services.kpi.metrics import FIRST_RESPONSE_SECONDS
 from shared.db import Database
 from shared.events import CaseEvent, Envelope, EventType, utcnow
@@ -19,17 +26,20 @@ APPLIED_EVENTS_KEPT = timedelta(days=8)
 
 
 class KpiProjector:
-    def __init__(self, db: Database, tenant: str, window: timedelta) -> None:
+    """Facts of every tenant's cases; figures per listed tenant (`tenants`), the others under
+    "other" (see `tenant_reports`)."""
+
+    def __init__(self, db: Database, tenants: Collection[str], window: timedelta) -> None:
         self._db = db
-        self._tenant = tenant
+        self._tenants = frozenset(tenants)
         self._window = window
-        self.report: SlaReport | None = None
-        self._computing: asyncio.Future[SlaReport] | None = None
+        self.reports: dict[str, SlaReport] | None = None
+        self._computing: asyncio.Future[dict[str, SlaReport]] | None = None
 
     async def handle(self, envelopes: list[Envelope[CaseEvent]]) -> None:
         # Observed only after the commit: a batch retried after a failed commit would count
         # its answers twice.
-        first_responses: list[tuple[str, str, float]] = []
+        first_responses: list[tuple[str, str, str, float]] = []
         async with self._db.begin() as conn:
             fresh = await repository.claim_events(conn, [e.id for e in envelopes])
             # Latest state per case in this batch; merge_facts makes the order irrelevant.
@@ -64,28 +74,30 @@ class KpiProjector:
                 if envelope.type is EventType.CASE_RESPONDED and case.first_response_at:
                     first_responses.append(
                         (
+                            tenant_label(envelope.tenant, self._tenants),
                             case.channel.value,
                             case.priority.value,
                             (case.first_response_at - case.opened_at).total_seconds(),
                         )
                     )
             await repository.merge_facts(conn, list(rows.values()))
-        for channel, priority, seconds in first_responses:
-            FIRST_RESPONSE_SECONDS.labels(channel, priority).observe(seconds)
+        for tenant, channel, priority, seconds in first_responses:
+            FIRST_RESPONSE_SECONDS.labels(tenant, channel, priority).observe(seconds)
 
-    async def refresh(self) -> SlaReport:
-        """The report as of now; callers arriving while one is computed share it, so a burst
-        of `GET /v1/kpis/sla` costs one query over the window, not one per request."""
+    async def refresh(self) -> dict[str, SlaReport]:
+        """The reports as of now, by tenant label; callers arriving while they are computed
+        share them, so a burst of `GET /v1/kpis/sla` costs one query over the window, not one
+        per request."""
         if self._computing is None or self._computing.done():
             self._computing = asyncio.ensure_future(self._compute())
         return await asyncio.shield(self._computing)
 
-    async def _compute(self) -> SlaReport:
+    async def _compute(self) -> dict[str, SlaReport]:
         now = utcnow()
         async with self._db.begin() as conn:
-            facts = await repository.facts_since(conn, self._tenant, now - self._window)
-        self.report = sla_report(facts, now)
-        return self.report
+            facts = await repository.facts_since(conn, now - self._window)
+        self.reports = tenant_reports(facts, self._tenants, now)
+        return self.reports
 
     async def prune(self) -> None:
         async with self._db.begin() as conn:

@@ -27,9 +27,9 @@ class KpiService(Service[KpiSettings]):
     def __init__(self, settings: KpiSettings) -> None:
         super().__init__(settings)
         self.projector = KpiProjector(
-            self.database, settings.tenant, timedelta(hours=settings.window_hours)
+            self.database, settings.reported_tenants(), timedelta(hours=settings.window_hours)
         )
-        self._collector = register_sla_collector(lambda: self.projector.report)
+        self._collector = register_sla_collector(lambda: self.projector.reports)
 
     async def on_connected(self) -> None:
         self.consumers.append(

@@ -13,7 +13,7 @@ from services.kpi.core import SlaFigures, SlaReport
 FIRST_RESPONSE_SECONDS = Histogram(
     "scs_kpi_first_response_seconds",
     "Time from a case opening to the brand's first answer, observed as answers arrive",
-    ["channel", "priority"],
+    ["tenant", "channel", "priority"],
     buckets=(60, 300, 900, 1800, 3600, 7200, 14400, 28800, 86400, 172800),
 )
 
@@ -55,28 +55,30 @@ _GAUGES: tuple[tuple[str, str, Callable[[SlaFigures], float | int | None]], ...]
 
 
 class SlaCollector(Collector):
-    """Exposes the report computed by the KPI service's refresher at scrape time."""
+    """Exposes the reports computed by the KPI service's refresher at scrape time, one set of
+    series per tenant label (the listed tenants and "other": a closed set)."""
 
-    def __init__(self, current: Callable[[], SlaReport | None]) -> None:
+    def __init__(self, current: Callable[[], dict[str, SlaReport] | None]) -> None:
         self._current = current
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        report = self._current()
-        if report is None:
+        reports = self._current()
+        if reports is None:
             return
         for name, help_text, value_of in _GAUGES:
-            family = GaugeMetricFamily(name, help_text, labels=["dimension", "value"])
-            slices: list[tuple[str, str, SlaFigures]] = [("all", "all", report.overall)]
-            slices += [("priority", p.value, f) for p, f in report.by_priority.items()]
-            slices += [("channel", c.value, f) for c, f in report.by_channel.items()]
-            for dimension, label, figures in slices:
-                value = value_of(figures)
-                if value is not None:
-                    family.add_metric([dimension, label], float(value))
+            family = GaugeMetricFamily(name, help_text, labels=["tenant", "dimension", "value"])
+            for tenant, report in reports.items():
+                slices: list[tuple[str, str, SlaFigures]] = [("all", "all", report.overall)]
+                slices += [("priority", p.value, f) for p, f in report.by_priority.items()]
+                slices += [("channel", c.value, f) for c, f in report.by_channel.items()]
+                for dimension, label, figures in slices:
+                    value = value_of(figures)
+                    if value is not None:
+                        family.add_metric([tenant, dimension, label], float(value))
             yield family
 
 
-def register_sla_collector(current: Callable[[], SlaReport | None]) -> SlaCollector:
+def register_sla_collector(current: Callable[[], dict[str, SlaReport] | None]) -> SlaCollector:
     collector = SlaCollector(current)
     REGISTRY.register(collector)
     return collector

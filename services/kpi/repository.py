@@ -97,9 +97,11 @@ async def merge_facts(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None
     await conn.execute(statement)
 
 
-async def facts_since(conn: AsyncConnection, tenant: str, since: datetime) -> list[CaseFacts]:
+async def facts_since(conn: AsyncConnection, since: datetime) -> list[tuple[str, CaseFacts]]:
+    """Every tenant's cases opened since `since`, each with its tenant."""
     result = await conn.execute(
         select(
+            case_facts.c.tenant,
             case_facts.c.case_id,
             case_facts.c.channel,
             case_facts.c.priority,
@@ -109,10 +111,11 @@ async def facts_since(conn: AsyncConnection, tenant: str, since: datetime) -> li
             case_facts.c.first_response_at,
             case_facts.c.handed_off_at,
             case_facts.c.resolution,
-        ).where(case_facts.c.tenant == tenant, case_facts.c.opened_at >= since)
+        ).where(case_facts.c.opened_at >= since)
     )
     return [
-        CaseFacts.model_validate({**row._mapping, "case_id": str(row.case_id)}) for row in result
+        (row.tenant, CaseFacts.model_validate({**row._mapping, "case_id": str(row.case_id)}))
+        for row in result
     ]
 
 

@@ -667,7 +667,9 @@ async def act_on_case(
         if action.kind is ActionKind.REPLY:
             await case_router.reply(found.case, action, record=record)
         else:
-            await case_router.act(case_id, action, handoff_queue=body.queue, record=record)
+            await case_router.act(
+                caller.tenant, case_id, action, handoff_queue=body.queue, record=record
+            )
     except ActionRefused as refused:
         async with db.begin() as conn:
             await record(conn, refused.status)

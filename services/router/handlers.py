@@ -7,6 +7,8 @@ committed. A redelivered mention is recognised by its id and skipped. Due timers
 `fire_due_timers` (FOR UPDATE SKIP LOCKED) and go through the same decider and applier, so an
 sla.breached is published once per clock however many routers run. The outbox relay then
 publishes the events to Kafka, so a crash between the commit and the publish loses nothing.
+Every event is handled under its envelope's tenant (a batch that mixes tenants has one
+transaction per tenant), and every timer under its own tenant.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import logging
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -57,6 +59,7 @@ from shared.events import (
     MentionClassified,
     MentionKind,
     TraceContext,
+    by_tenant,
     new_envelope,
     stable_id,
     utcnow,
@@ -111,7 +114,6 @@ class CaseRouter:
         self,
         db: Database,
         producer: EventProducer,
-        tenant: str,
         playbook: Playbook,
         deliveries_due: asyncio.Event,
         *,
@@ -121,7 +123,6 @@ class CaseRouter:
     ) -> None:
         self._db = db
         self._producer = producer
-        self._tenant = tenant
         self._playbook = playbook
         self._deliveries_due = deliveries_due
         self._outbox_batch = outbox_batch
@@ -132,16 +133,25 @@ class CaseRouter:
     async def handle(
         self, envelopes: list[Envelope[MentionClassified]], *, record: Recorder | None = None
     ) -> None:
-        applied = await self._route(envelopes, record)
+        # Each event is handled under its envelope's tenant, each tenant of a batch in its own
+        # transaction: a failed one redoes the batch, and what committed is then known.
+        applied = [
+            await self._route(tenant, group, record)
+            for tenant, group in by_tenant(envelopes).items()
+        ]
         failpoint("router.after_commit")
-        if applied is not None and applied.deliveries:
+        if any(applier is not None and applier.deliveries for applier in applied):
             self._deliveries_due.set()
         await self.relay_outbox()
 
     async def _route(
-        self, envelopes: list[Envelope[MentionClassified]], record: Recorder | None = None
+        self,
+        tenant: str,
+        envelopes: list[Envelope[MentionClassified]],
+        record: Recorder | None = None,
     ) -> Applier | None:
-        """Route the batch in one transaction; the applier that wrote it (None: all known)."""
+        """Route one tenant's events of the batch in one transaction; the applier that wrote
+        them (None: all known)."""
         routed: Counter[str] = Counter()
         async with self._db.begin() as conn:
             if record is not None:
@@ -153,9 +163,9 @@ class CaseRouter:
             await repository.lock_keys(
                 conn,
                 repository.CONVERSATION_LOCKS,
-                [f"{self._tenant}|{key}" for key in conversations],
+                [f"{tenant}|{key}" for key in conversations],
             )
-            current = await repository.cases_for_update(conn, self._tenant, conversations)
+            current = await repository.cases_for_update(conn, tenant, conversations)
             known = await repository.known_mentions(
                 conn, [e.data.mention.mention_id for e in envelopes]
             )
@@ -166,7 +176,7 @@ class CaseRouter:
                     fresh[mention_id] = envelope
             duplicates = len(envelopes) - len(fresh)
             if not fresh:
-                count_committed(Applier(self._tenant, []), duplicates, routed)
+                count_committed(Applier(tenant, []), duplicates, routed)
                 return None
             topics = sorted(
                 {
@@ -176,11 +186,11 @@ class CaseRouter:
                 }
             )
             await repository.lock_keys(
-                conn, repository.CRISIS_TOPIC_LOCKS, [f"{self._tenant}|{t}" for t in topics]
+                conn, repository.CRISIS_TOPIC_LOCKS, [f"{tenant}|{t}" for t in topics]
             )
-            crises = await repository.open_crises_for_update(conn, self._tenant, topics)
-            staff = await self._staff(conn, self._tenant, self._playbook.assignment.automatic)
-            applier = Applier(self._tenant, await repository.subscriptions(conn, self._tenant))
+            crises = await repository.open_crises_for_update(conn, tenant, topics)
+            staff = await self._staff(conn, tenant, self._playbook.assignment.automatic)
+            applier = Applier(tenant, await repository.subscriptions(conn, tenant))
             now = utcnow()
             for envelope in fresh.values():
                 item = envelope.data
@@ -190,7 +200,7 @@ class CaseRouter:
                     current.get(key),
                     MentionInput(
                         item,
-                        self._tenant,
+                        tenant,
                         crisis=crises.get(topic) if topic else None,
                         alert_past_deadlines=self._alert_past_deadlines,
                     ),
@@ -213,65 +223,80 @@ class CaseRouter:
         return applier
 
     async def fire_due_timers(self, limit: int = TIMER_BATCH) -> int:
-        """Act on due timers, once each across router replicas; how many were acted on (a timer
-        whose case or crisis a mention batch holds waits for the next round)."""
+        """Act on due timers of every tenant, once each across router replicas, each under its
+        timer's tenant; how many were acted on (a timer whose case or crisis a mention batch
+        holds waits for the next round)."""
         now = utcnow()
+        fired: list[Timer] = []
+        appliers: list[Applier] = []
         async with self._db.begin() as conn:
-            due = await repository.take_due_timers(conn, self._tenant, now, limit)
+            due = await repository.take_due_timers(conn, now, limit)
             if not due:
                 return 0
-            cases, busy = await repository.cases_by_id_for_update(
-                conn, self._tenant, sorted({t.case_id for t in due if t.case_id})
-            )
-            # Only crisis timers read their crisis: an SLA timer of a crisis case must not wait
-            # for the crisis row, which every batch of a burst holds.
-            crisis_of = {t.timer_id: self._crisis_of(t, cases) for t in due}
-            crises, busy_crises = await repository.crises_by_id_for_update(
-                conn, sorted({c for c in crisis_of.values() if c is not None})
-            )
-            staff = await self._staff(
-                conn,
-                self._tenant,
-                self._playbook.assignment.automatic
-                or any(t.kind is TimerKind.REASSIGN for t in due),
-            )
-            applier = Applier(self._tenant, await repository.subscriptions(conn, self._tenant))
-            fired: list[uuid.UUID] = []
+            tenants: dict[str, list[Timer]] = {}
             for timer in due:
-                crisis_id = crisis_of[timer.timer_id]
-                if timer.case_id in busy or crisis_id in busy_crises:
-                    continue  # a mention batch holds its case or crisis: the next round
-                case = cases.get(timer.case_id) if timer.case_id else None
-                crisis = crises.get(crisis_id) if crisis_id else None
-                try:
-                    decision = decide(
-                        case, TimerInput(timer, crisis=crisis), self._playbook, now, staff
-                    )
-                except Exception:
-                    # A timer the playbook cannot act on (it changed since) is parked, logged,
-                    # and counted; it must not stop every timer behind it.
-                    log.exception("timer failed", extra={"timer_id": str(timer.timer_id)})
-                    TIMERS_FAILED.inc()
-                    fired.append(timer.timer_id)
-                    continue
-                applier.apply(decision.case, decision.effects, TraceContext.new())
-                if staff is not None:
-                    staff = staff.after(case, decision.case, decision.effects)
-                if decision.case is not None:
-                    cases[decision.case.case_id] = decision.case
-                crises.update(applier.crises)
-                fired.append(timer.timer_id)
-            await applier.flush(conn)
-            await repository.mark_timers_fired(conn, fired, now)
-        for timer in due:
-            if timer.timer_id in fired:
-                TIMERS_FIRED.labels(timer.kind.value).inc()
-        count_committed(applier, 0, Counter())
-        if applier.deliveries:
+                tenants.setdefault(timer.tenant, []).append(timer)
+            for tenant, timers in sorted(tenants.items()):
+                applier = Applier(tenant, await repository.subscriptions(conn, tenant))
+                fired += await self._fire_tenant_timers(conn, applier, timers, now)
+                await applier.flush(conn)
+                appliers.append(applier)
+            await repository.mark_timers_fired(conn, [t.timer_id for t in fired], now)
+        for timer in fired:
+            TIMERS_FIRED.labels(timer.kind.value).inc()
+        for applier in appliers:
+            count_committed(applier, 0, Counter())
+        if any(applier.deliveries for applier in appliers):
             self._deliveries_due.set()
-        if applier.outbox:
+        if any(applier.outbox for applier in appliers):
             await self.relay_outbox()
         return len(fired)
+
+    async def _fire_tenant_timers(
+        self, conn: AsyncConnection, applier: Applier, due: list[Timer], now: datetime
+    ) -> list[Timer]:
+        """One tenant's due timers through the decider into its applier; the timers acted on
+        (or parked because the playbook cannot act on them)."""
+        cases, busy = await repository.cases_by_id_for_update(
+            conn, applier.tenant, sorted({t.case_id for t in due if t.case_id})
+        )
+        # Only crisis timers read their crisis: an SLA timer of a crisis case must not wait
+        # for the crisis row, which every batch of a burst holds.
+        crisis_of = {t.timer_id: self._crisis_of(t, cases) for t in due}
+        crises, busy_crises = await repository.crises_by_id_for_update(
+            conn, sorted({c for c in crisis_of.values() if c is not None})
+        )
+        staff = await self._staff(
+            conn,
+            applier.tenant,
+            self._playbook.assignment.automatic or any(t.kind is TimerKind.REASSIGN for t in due),
+        )
+        fired: list[Timer] = []
+        for timer in due:
+            crisis_id = crisis_of[timer.timer_id]
+            if timer.case_id in busy or crisis_id in busy_crises:
+                continue  # a mention batch holds its case or crisis: the next round
+            case = cases.get(timer.case_id) if timer.case_id else None
+            crisis = crises.get(crisis_id) if crisis_id else None
+            try:
+                decision = decide(
+                    case, TimerInput(timer, crisis=crisis), self._playbook, now, staff
+                )
+            except Exception:
+                # A timer the playbook cannot act on (it changed since) is parked, logged,
+                # and counted; it must not stop every timer behind it.
+                log.exception("timer failed", extra={"timer_id": str(timer.timer_id)})
+                TIMERS_FAILED.inc()
+                fired.append(timer)
+                continue
+            applier.apply(decision.case, decision.effects, TraceContext.new())
+            if staff is not None:
+                staff = staff.after(case, decision.case, decision.effects)
+            if decision.case is not None:
+                cases[decision.case.case_id] = decision.case
+            crises.update(applier.crises)
+            fired.append(timer)
+        return fired
 
     @staticmethod
     def _crisis_of(timer: Timer, cases: dict[uuid.UUID, Case]) -> uuid.UUID | None:
@@ -282,33 +307,34 @@ class CaseRouter:
 
     async def act(
         self,
+        tenant: str,
         case_id: uuid.UUID,
         action: AgentAction,
         *,
         handoff_queue: str | None = None,
         record: Recorder | None = None,
     ) -> Case:
-        """An agent's action through the decider, in one transaction (with what `record`
-        writes); the case after it. Raises ActionRefused (no such case, or the action does not
-        apply), and then nothing is written."""
+        """An agent's action on one of `tenant`'s cases through the decider, in one transaction
+        (with what `record` writes); the case after it. Raises ActionRefused (no such case, or
+        the action does not apply), and then nothing is written."""
         async with self._db.begin() as conn:
             if record is not None:
                 await record(conn)
-            found = await repository.case_by_id(conn, self._tenant, case_id)
+            found = await repository.case_by_id(conn, tenant, case_id)
             if found is None:
                 raise ActionRefused(f"no case {case_id}", status=404)
             await repository.lock_keys(
                 conn,
                 repository.CONVERSATION_LOCKS,
-                [f"{self._tenant}|{found.case.conversation_key}"],
+                [f"{tenant}|{found.case.conversation_key}"],
             )
-            case = await repository.case_for_update(conn, self._tenant, case_id)
+            case = await repository.case_for_update(conn, tenant, case_id)
             package = None
             if case is not None and action.kind is ActionKind.HANDOFF:
                 package = await self._handoff_package(conn, case, action, handoff_queue)
-            staff = await self._staff(conn, self._tenant, self._playbook.assignment.automatic)
+            staff = await self._staff(conn, tenant, self._playbook.assignment.automatic)
             decision = decide(case, ActionInput(action, package), self._playbook, utcnow(), staff)
-            applier = Applier(self._tenant, await repository.subscriptions(conn, self._tenant))
+            applier = Applier(tenant, await repository.subscriptions(conn, tenant))
             applier.apply(decision.case, decision.effects, TraceContext.new())
             await applier.flush(conn)
         count_committed(applier, 0, Counter())
@@ -352,10 +378,8 @@ class CaseRouter:
     ) -> None:
         """The brand's answer written by an agent: recorded as a reply in the conversation (it
         stops the response clock like a reply seen on the platform), with what `record` writes
-        in the same transaction; sending it is the platform adapter's part. A case of another
-        tenant than this router's is not found (its reply would be threaded into ours)."""
-        if case.tenant != self._tenant:
-            raise ActionRefused(f"no case {case.case_id}", status=404)
+        in the same transaction; sending it is the platform adapter's part. The reply is threaded
+        into the case's own tenant."""
         conversation_id = case.conversation_key.split(":", 1)[1]
         mention = Mention(
             mention_id=stable_id("agent-reply", str(action.action_id)),
@@ -370,7 +394,7 @@ class CaseRouter:
         envelope = new_envelope(
             EventType.MENTION_CLASSIFIED,
             MentionClassified(mention=mention, classification=None),
-            tenant=self._tenant,
+            tenant=case.tenant,
             subject=case.conversation_key,
             trace=TraceContext.new(),
             event_id=stable_id("agent-reply-event", str(action.action_id)),

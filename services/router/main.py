@@ -31,7 +31,6 @@ class RouterService(Service[RouterSettings]):
         self.case_router = CaseRouter(
             self.database,
             self.producer,
-            settings.tenant,
             settings.routing_playbook(),
             self.deliveries_due,
             alert_past_deadlines=settings.alert_past_deadlines,

@@ -782,13 +782,12 @@ async def cancel_timers(conn: AsyncConnection, case_id: uuid.UUID, clock: str) -
     await conn.execute(delete(timers).where(timers.c.timer_id.in_(pending.scalar_subquery())))
 
 
-async def take_due_timers(
-    conn: AsyncConnection, tenant: str, now: datetime, limit: int
-) -> list[Timer]:
-    """The tenant's oldest due timers, locked for this transaction; other routers skip them."""
+async def take_due_timers(conn: AsyncConnection, now: datetime, limit: int) -> list[Timer]:
+    """The oldest due timers of every tenant (each carries its tenant), locked for this
+    transaction; other routers skip them."""
     result = await conn.execute(
         select(timers.c.timer)
-        .where(and_(timers.c.fired_at.is_(None), timers.c.due_at <= now, timers.c.tenant == tenant))
+        .where(and_(timers.c.fired_at.is_(None), timers.c.due_at <= now))
         .order_by(timers.c.due_at)
         .limit(limit)
         .with_for_update(skip_locked=True)

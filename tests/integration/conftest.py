@@ -4,6 +4,7 @@ run as separate processes (`scs serve ...`), exactly as in production but on tes
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -40,6 +41,12 @@ X_SECRET = "test-x-consumer-secret"
 META_SECRET = "test-meta-app-secret"
 META_VERIFY_TOKEN = "test-meta-verify-token"
 PORTS = {"ingest": 18001, "classifier": 18002, "router": 18003, "kpi": 18004}
+# The stack's own tenant (SCS_TENANT: INGEST_TOKEN and the signed webhooks speak for it), and a
+# second tenant with its own ingest token (test_tenants.py).
+TENANT = "default"
+OTHER_TENANT = "tenant-b"
+OTHER_INGEST_TOKEN = "test-ingest-token-tenant-b-0123"
+OTHER_INGEST_AUTH = {"Authorization": f"Bearer {OTHER_INGEST_TOKEN}"}
 
 
 INTEGRATION_DIR = Path(__file__).resolve().parent
@@ -162,7 +169,10 @@ async def stack(prepared: Infra, tmp_path_factory: pytest.TempPathFactory) -> As
         "SCS_ROUTER_WEBHOOK_ALLOW_INSECURE_URLS": "true",
         "SCS_ROUTER_WEBHOOK_ALLOWED_NETWORKS": '["127.0.0.0/8"]',
         "SCS_ROUTER_WEBHOOK_SECRETS_KEY": WEBHOOK_SECRETS_KEY,
+        "SCS_TENANT": TENANT,
         "SCS_INGEST_API_TOKEN": INGEST_TOKEN,
+        "SCS_INGEST_TENANT_TOKENS": json.dumps({OTHER_TENANT: OTHER_INGEST_TOKEN}),
+        "SCS_KPI_TENANTS": json.dumps([OTHER_TENANT]),
         "SCS_CLASSIFIER_API_TOKEN": CLASSIFIER_TOKEN,
         "SCS_KPI_REFRESH_SECONDS": "1",
         "SCS_SHUTDOWN_GRACE_SECONDS": "10",

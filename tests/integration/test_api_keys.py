@@ -199,7 +199,7 @@ async def copy_to_tenant(stack: Stack, case_id: str, tenant: str) -> str:
     return str(copy)
 
 
-async def test_another_tenants_case_is_a_404_and_never_written_through_this_router(
+async def test_another_tenants_case_is_a_404_and_its_own_agents_work_it_apart(
     stack: Stack, receiver: Receiver
 ) -> None:
     suffix = uuid.uuid4().hex[:8]
@@ -219,18 +219,21 @@ async def test_another_tenants_case_is_a_404_and_never_written_through_this_rout
             stack, token, "POST", f"/v1/cases/{theirs}/actions", json={"action": "resolve"}
         )
         assert refused.status_code == 404
-    # This router runs tenant `default`'s pipeline: it acts on no other tenant's case, and a
-    # reply to the copy is not threaded into our conversation of the same key.
+    # The router serves every tenant: beta's agent works beta's copy, and its reply is threaded
+    # into beta's conversation, never into ours of the same conversation key.
     before = (await call(stack, alpha["token"], "GET", f"/v1/cases/{ours}")).json()
     for body in (
         {"action": "reply", "actor": "bea", "text": "Hola desde beta"},
         {"action": "resolve", "actor": "bea"},
     ):
-        refused = await call(stack, beta["token"], "POST", f"/v1/cases/{theirs}/actions", json=body)
-        assert refused.status_code == 404, refused.text
+        done = await call(stack, beta["token"], "POST", f"/v1/cases/{theirs}/actions", json=body)
+        assert done.status_code == 200, done.text
     after = (await call(stack, alpha["token"], "GET", f"/v1/cases/{ours}")).json()
     assert after["conversation"] == before["conversation"]
     assert after["case"]["status"] == before["case"]["status"]
+    worked = (await call(stack, beta["token"], "GET", f"/v1/cases/{theirs}")).json()
+    assert worked["case"]["status"] == "resolved"
+    assert "Hola desde beta" in [entry["mention"]["text"] for entry in worked["conversation"]]
 
 
 async def test_rotation_with_an_overlap_then_revocation(stack: Stack) -> None:

@@ -122,9 +122,7 @@ async def test_a_redone_batch_counts_velocity_and_metrics_once(stack: Stack) -> 
     database = Database(stack.infra.database_url)
     producer = EventProducer(stack.infra.bootstrap, f"test-velocity-{run}")
     replicas = [
-        MentionClassifier(
-            database, producer, Classifier.default(), f"velocity-{run}", timedelta(seconds=600)
-        )
+        MentionClassifier(database, producer, Classifier.default(), timedelta(seconds=600))
         for _ in range(2)
     ]
     batch = [leak_envelope(run, n, seconds=n) for n in range(3)]

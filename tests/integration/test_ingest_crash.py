@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from shared.events import Channel, Mention
 from shared.failpoints import CRASH_EXIT_STATUS
-from tests.integration.conftest import INGEST_AUTH, Stack, eventually
+from tests.integration.conftest import INGEST_AUTH, TENANT, Stack, eventually
 from tests.integration.test_ingest_webhooks import mention_ids_on_topic
 
 CLAIM_TIMEOUT_SECONDS = "2"
@@ -54,7 +54,7 @@ async def test_crash_between_publish_and_mark_loses_nothing_and_doubles_nothing(
     run = uuid.uuid4().hex[:8]
     conversation = f"crash-{run}"
     crashed = a_mention(f"crash-{run}", conversation)
-    crashed_id = Mention.id_for(Channel.X, crashed["id"])
+    crashed_id = Mention.id_for(Channel.X, crashed["id"], TENANT)
     ingest.terminate()
     ingest.start(SCS_FAILPOINTS="ingest.after_publish")
     try:
@@ -102,7 +102,7 @@ async def test_crash_between_publish_and_mark_loses_nothing_and_doubles_nothing(
 
     on_topic = await mention_ids_on_topic(stack)
     assert on_topic.count(str(crashed_id)) == 2  # a duplicate on the topic is allowed...
-    sentinel_id = Mention.id_for(Channel.X, sentinel["id"])
+    sentinel_id = Mention.id_for(Channel.X, sentinel["id"], TENANT)
 
     async def sentinel_routed() -> bool:
         return await case_mentions(stack, sentinel_id) == 1

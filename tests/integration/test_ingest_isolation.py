@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 
 from shared.events import MAX_BRAND_CHARS, Channel, Mention
-from tests.integration.conftest import INGEST_AUTH, Stack, eventually
+from tests.integration.conftest import INGEST_AUTH, TENANT, Stack, eventually
 from tests.integration.test_ingest_crash import case_mentions
 from tests.integration.test_ingest_webhooks import mention_ids_on_topic
 
@@ -80,7 +80,7 @@ async def test_values_at_every_limit_become_a_case(stack: Stack) -> None:
     ) as client:
         response = await client.post("/v1/mentions", json=at_limits)
     assert response.status_code == 202, response.text
-    mention_id = Mention.id_for(Channel.GOOGLE_BUSINESS, at_limits["id"])
+    mention_id = Mention.id_for(Channel.GOOGLE_BUSINESS, at_limits["id"], TENANT)
 
     async def routed() -> bool:
         return await case_mentions(stack, mention_id) == 1

@@ -25,6 +25,7 @@ from tests.integration.conftest import (
     META_SECRET,
     META_VERIFY_TOKEN,
     REPO,
+    TENANT,
     X_SECRET,
     Stack,
     eventually,
@@ -41,7 +42,7 @@ def x_payload() -> tuple[dict[str, Any], set[str]]:
     text = json.dumps(payload).replace('"18969', f'"{suffix}18969')
     fresh: dict[str, Any] = json.loads(text)
     parsed = x_adapter.parse(fresh, brands={})
-    return fresh, {str(m.mention_id) for m in parsed.mentions}
+    return fresh, {str(m.in_tenant(TENANT).mention_id) for m in parsed.mentions}
 
 
 def x_signature(body: bytes, secret: str = X_SECRET) -> str:

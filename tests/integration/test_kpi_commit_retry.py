@@ -75,8 +75,8 @@ def case_events(tenant: str) -> list[Envelope[CaseEvent]]:
     return events
 
 
-def answers_observed() -> float:
-    labels = {"channel": "x", "priority": "P2"}
+def answers_observed(tenant: str) -> float:
+    labels = {"tenant": tenant, "channel": "x", "priority": "P2"}
     return REGISTRY.get_sample_value("scs_kpi_first_response_seconds_count", labels) or 0.0
 
 
@@ -108,8 +108,8 @@ async def test_a_refused_commit_is_retried_and_each_answer_is_counted_once(
     producer = EventProducer(prepared.bootstrap, "test")
     await producer.start()
     await producer.publish_many(topic, case_events(tenant))
-    observed_before = answers_observed()
-    projector = KpiProjector(database, tenant, timedelta(days=1))
+    observed_before = answers_observed(tenant)
+    projector = KpiProjector(database, [tenant], timedelta(days=1))
     group = f"g-{uuid.uuid4().hex[:6]}"
     consumer = EventConsumer(
         topic=topic,
@@ -126,7 +126,7 @@ async def test_a_refused_commit_is_retried_and_each_answer_is_counted_once(
             return await committed(prepared, topic, group) == 2 * CASE_COUNT
 
         await eventually(all_committed, timeout=60)
-        report = await projector.refresh()
+        report = (await projector.refresh())[tenant]
         async with database.begin() as conn:
             trigger_runs = (await conn.execute(text(f"SELECT last_value FROM {name}"))).scalar()
     finally:
@@ -141,5 +141,5 @@ async def test_a_refused_commit_is_retried_and_each_answer_is_counted_once(
 
     assert trigger_runs is not None and trigger_runs > CASE_COUNT, "the first commit never failed"
     assert report.overall.cases == CASE_COUNT and report.overall.responded == CASE_COUNT
-    assert answers_observed() - observed_before == CASE_COUNT
+    assert answers_observed(tenant) - observed_before == CASE_COUNT
     assert await read_topic(prepared.bootstrap, topic.dead_letter) == []

@@ -39,6 +39,34 @@ async def committed_offsets(bootstrap: str) -> dict[int, int]:
         await probe.stop()
 
 
+async def kpi_idle(stack: Stack) -> bool:
+    """The router has nothing left to publish (no due timer, an empty outbox) and the KPI group
+    has committed every case event: the restarted service's first batch is then this test's,
+    not the tail of an earlier test (e.g. the timers of mentions dated months ago)."""
+    engine = create_async_engine(stack.infra.database_url)
+    try:
+        async with engine.connect() as conn:
+            waiting = await conn.execute(
+                text(
+                    "SELECT (SELECT count(*) FROM router_timers "
+                    "WHERE fired_at IS NULL AND due_at <= now()) "
+                    "+ (SELECT count(*) FROM router_outbox WHERE published_at IS NULL)"
+                )
+            )
+            if waiting.scalar_one():
+                return False
+    finally:
+        await engine.dispose()
+    probe = AIOKafkaConsumer(bootstrap_servers=stack.infra.bootstrap)
+    await probe.start()
+    try:
+        partitions = [TopicPartition(CASES.name, p) for p in range(CASES.partitions)]
+        end = {tp.partition: offset for tp, offset in (await probe.end_offsets(partitions)).items()}
+    finally:
+        await probe.stop()
+    return end == await committed_offsets(stack.infra.bootstrap)
+
+
 async def sla_cases(stack: Stack) -> int:
     async with httpx.AsyncClient() as client:
         report = (await client.get(f"{stack.url('kpi')}/v1/kpis/sla")).json()
@@ -67,6 +95,7 @@ async def test_kpi_killed_between_its_commit_and_the_offset_commit_counts_each_e
     stack: Stack,
 ) -> None:
     kpi = stack.services["kpi"]
+    await eventually(lambda: kpi_idle(stack), what="the KPI service caught up and idle")
     cases_before = await sla_cases(stack)
     kpi.kill()
     # With the KPI service down, each case's created and responded events wait on the topic,

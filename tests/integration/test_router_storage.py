@@ -202,9 +202,7 @@ async def test_two_relays_publish_one_case_in_order(
         database.engine = scratch_engine(stack.infra.database_url, scratch)
         producer = EventProducer(stack.infra.bootstrap, name)
         await producer.start()
-        relay = CaseRouter(
-            database, producer, "default", sample_playbook(), asyncio.Event(), outbox_batch=5
-        )
+        relay = CaseRouter(database, producer, sample_playbook(), asyncio.Event(), outbox_batch=5)
         relays.append((relay, database, producer))
     # A relay only tries the lock: it stops when another holder (the other relay, or the stack's
     # own router ticking on the same database) has it, and the next tick goes on, as here.

@@ -31,7 +31,7 @@ async def test_concurrent_refreshes_share_one_query(monkeypatch: pytest.MonkeyPa
         return []
 
     monkeypatch.setattr(repository, "facts_since", slow_facts)
-    projector = KpiProjector(NoDatabase(), "default", timedelta(hours=1))  # type: ignore[arg-type]
+    projector = KpiProjector(NoDatabase(), ["default"], timedelta(hours=1))  # type: ignore[arg-type]
     reports = await asyncio.gather(*(projector.refresh() for _ in range(50)))
     assert queries == 1 and all(report is reports[0] for report in reports)
     await projector.refresh()  # a later request computes afresh

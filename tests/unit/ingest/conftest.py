@@ -59,7 +59,6 @@ class RecordingAcceptor(MentionAcceptor):
         super().__init__(
             None,  # type: ignore[arg-type]  # never reached: _accept_batch does no I/O here
             None,  # type: ignore[arg-type]
-            "test",
             timedelta(days=1),
             1.0,
             max_pending_mentions=max_pending_mentions,

@@ -197,6 +197,9 @@ def test_platform_languages_are_normalised_not_refused() -> None:
 
 
 # -- 4. one request never fails another -----------------------------------------------------
+TENANT = "unit-tenant"
+
+
 def a_mention(platform_id: str, raw: dict[str, Any] | None = None) -> Mention:
     return Mention(
         mention_id=Mention.id_for(Channel.EMAIL, platform_id),
@@ -217,17 +220,17 @@ async def test_an_oversized_event_fails_only_its_own_request() -> None:
     # 600 KB of quotes: the JSON encoding doubles it, over the broker's message limit
     huge = a_mention("big", raw={"body": '"' * 600_000})
     results = await asyncio.gather(
-        acceptor.accept(ParseResult([a_mention("a")]), trace, "email"),
-        acceptor.accept(ParseResult([huge]), trace, "email"),
-        acceptor.accept(ParseResult([a_mention("b")]), trace, "email"),
+        acceptor.accept(ParseResult([a_mention("a")]), trace, TENANT, "email"),
+        acceptor.accept(ParseResult([huge]), trace, TENANT, "email"),
+        acceptor.accept(ParseResult([a_mention("b")]), trace, TENANT, "email"),
         return_exceptions=True,
     )
     assert isinstance(results[1], MentionRefused)
     assert (results[1].status, results[1].field) == (413, "raw")
     assert str(MAX_MENTION_EVENT_BYTES) in str(results[1])
     assert [r.accepted for r in results if not isinstance(r, BaseException)] == [
-        [Mention.id_for(Channel.EMAIL, "a")],
-        [Mention.id_for(Channel.EMAIL, "b")],
+        [Mention.id_for(Channel.EMAIL, "a", TENANT)],
+        [Mention.id_for(Channel.EMAIL, "b", TENANT)],
     ]
     assert all(len(event.to_bytes()) <= MAX_MENTION_EVENT_BYTES for event in acceptor.published)
 
@@ -260,30 +263,32 @@ class StalledAcceptor(RecordingAcceptor):
 async def test_a_full_queue_refuses_new_requests_and_recovers() -> None:
     acceptor = StalledAcceptor(max_pending_mentions=3)
     trace = TraceContext.new()
-    first = asyncio.create_task(acceptor.accept(ParseResult([a_mention("0")]), trace))
+    first = asyncio.create_task(acceptor.accept(ParseResult([a_mention("0")]), trace, TENANT))
     await asyncio.sleep(0)  # the worker takes it into the stalled batch
     waiting = [
-        asyncio.create_task(acceptor.accept(ParseResult([a_mention(str(n))]), trace))
+        asyncio.create_task(acceptor.accept(ParseResult([a_mention(str(n))]), trace, TENANT))
         for n in (1, 2, 3)
     ]
     await asyncio.sleep(0)
     with pytest.raises(Overloaded):
-        await acceptor.accept(ParseResult([a_mention("4")]), trace)
+        await acceptor.accept(ParseResult([a_mention("4")]), trace, TENANT)
     acceptor.release.set()
     await asyncio.gather(first, *waiting)
     assert len(acceptor.published) == 4
-    await acceptor.accept(ParseResult([a_mention("4")]), trace)  # room again
+    await acceptor.accept(ParseResult([a_mention("4")]), trace, TENANT)  # room again
 
 
 async def test_a_request_larger_than_the_bound_is_taken_when_the_queue_is_empty() -> None:
     acceptor = RecordingAcceptor(max_pending_mentions=2)
     listing = ParseResult([a_mention(str(n)) for n in range(5)])
-    result = await acceptor.accept(listing, TraceContext.new())  # else refused forever
+    result = await acceptor.accept(listing, TraceContext.new(), TENANT)  # else refused forever
     assert len(result.accepted) == 5
 
 
 class FullAcceptor(RecordingAcceptor):
-    async def accept(self, parsed: ParseResult, trace: TraceContext, channel: str = "") -> Any:
+    async def accept(
+        self, parsed: ParseResult, trace: TraceContext, tenant: str, channel: str = ""
+    ) -> Any:
         raise Overloaded
 
 
@@ -370,9 +375,9 @@ async def test_ignored_items_are_counted_after_the_commit_and_under_closed_label
     )
     before = ignored_count("not an interaction"), ignored_count("deleted")
     with pytest.raises(ConnectionError):  # the sender gets a 503 and retries
-        await BrokerDownAcceptor().accept(parsed, TraceContext.new(), "x")
+        await BrokerDownAcceptor().accept(parsed, TraceContext.new(), TENANT, "x")
     assert (ignored_count("not an interaction"), ignored_count("deleted")) == before
-    await RecordingAcceptor().accept(parsed, TraceContext.new(), "x")  # the retry succeeds
+    await RecordingAcceptor().accept(parsed, TraceContext.new(), TENANT, "x")  # the retry succeeds
     assert ignored_count("not an interaction") == before[0] + 1
     assert ignored_count("deleted") == before[1] + 1
     exposed = generate_latest(REGISTRY).decode()

@@ -85,7 +85,6 @@ async def test_a_batch_whose_commit_fails_is_counted_once_when_it_succeeds(
     case_router = CaseRouter(
         database,  # type: ignore[arg-type]
         EventProducer("127.0.0.1:1", "unit"),
-        "default",
         sample_playbook(),
         asyncio.Event(),
     )

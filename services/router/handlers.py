@@ -20,18 +20,23 @@ from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.router import repository
+from services.router import context_store, repository
 from services.router.applier import Applier
 from services.router.core import (
     ActionInput,
     ActionRefused,
+    EmitCaseEvent,
     MentionInput,
     Playbook,
+    RecordMention,
     Timer,
     TimerInput,
     decide,
 )
 from services.router.core.actions import suggested_next_step
+from services.router.core.context import private_key
+from services.router.core.customers import combine, relate
+from services.router.core.sla import sla_state
 from services.router.metrics import (
     CASE_EVENTS,
     MENTIONS_DUPLICATE,
@@ -127,6 +132,20 @@ class CaseRouter:
         if applied is not None and applied.deliveries:
             self._deliveries_due.set()
         await self.relay_outbox()
+        if applied is not None:
+            await self._send_replies(applied)
+
+    async def _send_replies(self, applied: Applier) -> None:
+        """Automatic acknowledgements, once committed (recorded in the conversation either
+        way). A platform that refuses one must not hold up the stream: it is logged."""
+        for sent in applied.replies:
+            try:
+                await self._replies.send(sent.case, sent.reply)
+            except Exception:
+                log.exception(
+                    "automatic acknowledgement not sent",
+                    extra={"case_id": str(sent.case.case_id)},
+                )
 
     async def _route(self, envelopes: list[Envelope[MentionClassified]]) -> Applier | None:
         """Route the batch in one transaction; the applier that wrote it (None: all known)."""
@@ -141,7 +160,15 @@ class CaseRouter:
                 repository.CONVERSATION_LOCKS,
                 [f"{self._tenant}|{key}" for key in conversations],
             )
-            current = await repository.cases_for_update(conn, self._tenant, conversations)
+            own = await repository.cases_for_update(conn, self._tenant, conversations)
+            # A conversation with no case of its own, or whose case was merged, goes to the
+            # case it was joined to (a merge's survivor, a linked private thread's case).
+            joined = await context_store.joined_cases_for_update(
+                conn,
+                self._tenant,
+                [key for key in conversations if key not in own or own[key].merged_into],
+            )
+            current = own | joined
             known = await repository.known_mentions(
                 conn, [e.data.mention.mention_id for e in envelopes]
             )
@@ -165,6 +192,12 @@ class CaseRouter:
                 conn, repository.CRISIS_TOPIC_LOCKS, [f"{self._tenant}|{t}" for t in topics]
             )
             crises = await repository.open_crises_for_update(conn, self._tenant, topics)
+            customers = await context_store.CustomerBook.load(
+                conn,
+                self._tenant,
+                self._playbook,
+                [e.data.mention for e in fresh.values() if e.data.classification is not None],
+            )
             applier = Applier(self._tenant, await repository.subscriptions(conn, self._tenant))
             now = utcnow()
             for envelope in fresh.values():
@@ -178,6 +211,8 @@ class CaseRouter:
                         self._tenant,
                         crisis=crises.get(topic) if topic else None,
                         alert_past_deadlines=self._alert_past_deadlines,
+                        customer=customers.of(item.mention) if item.classification else None,
+                        own_generation=own[key].generation if key in own else None,
                     ),
                     self._playbook,
                     now,
@@ -186,10 +221,24 @@ class CaseRouter:
                     decision.case, decision.effects, envelope.trace, source_event_id=envelope.id
                 )
                 if decision.case is not None:
+                    # Every conversation of the case (its own, joined ones) sees the change.
+                    for other, case in current.items():
+                        if case.case_id == decision.case.case_id:
+                            current[other] = decision.case
                     current[key] = decision.case
+                if item.classification is not None:
+                    customers.observe(
+                        item,
+                        next(e.case_id for e in decision.effects if isinstance(e, RecordMention)),
+                        opened=any(
+                            isinstance(e, EmitCaseEvent) and e.event_type is EventType.CASE_CREATED
+                            for e in decision.effects
+                        ),
+                    )
                 for crisis in applier.crises.values():
                     crises[crisis.topic_key] = crisis
                 routed[item.mention.kind.value] += 1
+            await customers.save(conn)  # before the flush: the webhooks carry the profiles
             await applier.flush(conn)
         count_committed(applier, duplicates, routed)
         return applier
@@ -261,16 +310,18 @@ class CaseRouter:
             found = await repository.case_by_id(conn, self._tenant, case_id)
             if found is None:
                 raise ActionRefused(f"no case {case_id}", status=404)
+            keys = [found.case.conversation_key, *await self._joining(conn, found.case, action)]
             await repository.lock_keys(
-                conn,
-                repository.CONVERSATION_LOCKS,
-                [f"{self._tenant}|{found.case.conversation_key}"],
+                conn, repository.CONVERSATION_LOCKS, [f"{self._tenant}|{k}" for k in keys]
             )
             case = await repository.case_for_update(conn, self._tenant, case_id)
             package = None
             if case is not None and action.kind is ActionKind.HANDOFF:
                 package = await self._handoff_package(conn, case, action, handoff_queue)
-            decision = decide(case, ActionInput(action, package), self._playbook, utcnow())
+            other = await self._other_case(conn, action, keys[1:])
+            decision = decide(case, ActionInput(action, package, other), self._playbook, utcnow())
+            if action.kind is ActionKind.MERGE and decision.case is not None and other:
+                await self._join_customers(conn, decision.case, other)
             applier = Applier(self._tenant, await repository.subscriptions(conn, self._tenant))
             applier.apply(decision.case, decision.effects, TraceContext.new())
             await applier.flush(conn)
@@ -280,6 +331,46 @@ class CaseRouter:
         await self.relay_outbox()
         assert decision.case is not None
         return decision.case
+
+    # -- merge and link ---------------------------------------------------------------------
+
+    async def _joining(self, conn: AsyncConnection, case: Case, action: AgentAction) -> list[str]:
+        """The other conversation a merge or a link touches (locked with the case's own)."""
+        if action.kind is ActionKind.LINK and action.conversation_id:
+            return [private_key(case, action.conversation_id)]
+        if action.kind is ActionKind.MERGE and action.other_case:
+            other = await repository.case_by_id(conn, self._tenant, action.other_case)
+            return [other.case.conversation_key] if other else []
+        return []
+
+    async def _other_case(
+        self, conn: AsyncConnection, action: AgentAction, keys: list[str]
+    ) -> Case | None:
+        """A merge's case to absorb; a link's private thread's own case, if it has one."""
+        if action.kind is ActionKind.MERGE and action.other_case:
+            return await repository.case_for_update(conn, self._tenant, action.other_case)
+        if action.kind is ActionKind.LINK and keys:
+            own = await repository.cases_for_update(conn, self._tenant, keys)
+            joined = await context_store.joined_cases_for_update(conn, self._tenant, keys)
+            return (own | joined).get(keys[0])
+        return None
+
+    async def _join_customers(self, conn: AsyncConnection, survivor: Case, absorbed: Case) -> None:
+        """The customers of two merged cases are one: the absorbed case's profile (its
+        identities, history, mood) joins the survivor's."""
+        identities = [context_store.case_identity(c) for c in (survivor, absorbed)]
+        ids = await context_store.customer_ids(conn, self._tenant, identities)
+        kept_id, gone_id = (ids[context_store.identity_key(i)] for i in identities)
+        if kept_id == gone_id:
+            return
+        found = await context_store.profiles(conn, self._tenant, [kept_id, gone_id], lock=True)
+        kept, gone = found.get(kept_id), found.get(gone_id)
+        if kept is None or gone is None:
+            return  # a profile starts with the customer's first mention: nothing to join yet
+        joined = relate(combine(kept, gone), self._playbook)
+        await context_store.save_profiles(
+            conn, [joined, gone.model_copy(update={"merged_into": kept_id})]
+        )
 
     async def _handoff_package(
         self, conn: AsyncConnection, case: Case, action: AgentAction, queue: str | None
@@ -299,14 +390,19 @@ class CaseRouter:
             if h.detail.get("action", {}).get("kind") == ActionKind.NOTE.value
         ]
         customers = [m.mention["author"] for m in mentions if m.mention["kind"] != "reply"]
+        customer = customers[0] | {"mentions": len(customers)} if customers else {}
+        profile = await context_store.profile_of_case(conn, self._tenant, case)
+        if profile is not None:  # history, sentiment trend, relationship, reach, VIP
+            customer["profile"] = profile.model_dump(mode="json")
         return HandoffPackage(
             target=target,
             queue=queue,
             reason=action.text or "",
-            customer=customers[0] | {"mentions": len(customers)} if customers else {},
+            customer=customer,
             conversation=[vars(m) for m in mentions],
             notes=notes,
             clocks=case.clocks,
+            sla_state=sla_state(case),
             suggested_next_step=suggested_next_step(target, case, queue),
         )
 

@@ -41,6 +41,9 @@ from shared.events import (
 )
 from shared.topics import CASES, CRISES
 
+# The platform payloads stay out of webhooks: the normalised mention says what a desktop needs.
+WITHOUT_RAW: Any = {"conversation": {"mentions": {"__all__": {"mention": {"raw"}}}}}
+
 
 def webhook_body(event: Envelope[Any], context: CaseContext | None = None) -> bytes:
     """Standard Webhooks payload: `type`, `timestamp`, `data` (the event's payload, and for a
@@ -50,7 +53,7 @@ def webhook_body(event: Envelope[Any], context: CaseContext | None = None) -> by
         "trace_id": event.trace.trace_id,
     }
     if context is not None:
-        data |= context.model_dump(mode="json")
+        data |= context.model_dump(mode="json", exclude=WITHOUT_RAW)
     return orjson.dumps(
         {"type": event.type.value, "timestamp": event.occurred_at.isoformat(), "data": data}
     )

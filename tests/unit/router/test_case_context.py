@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import pytest
 
-from services.router.applier import Applier
+from services.router.applier import Applier, webhook_body
 from services.router.config import RouterSettings
 from services.router.core import (
     ActionInput,
@@ -26,6 +26,7 @@ from services.router.core import (
 from services.router.core.context import (
     PERSONAL_DATA_TAG,
     WINDOW_MENTIONS,
+    CaseContext,
     ConversationEntry,
     personal_data_reason,
     window,
@@ -39,6 +40,7 @@ from shared.events import (
     ActionKind,
     AgentAction,
     Case,
+    CaseEvent,
     CaseStatus,
     Channel,
     ClockKind,
@@ -47,6 +49,7 @@ from shared.events import (
     MentionKind,
     Priority,
     TraceContext,
+    new_envelope,
 )
 from tests.unit.router.builders import SAMPLE, classified, sample_playbook
 
@@ -365,6 +368,17 @@ def test_the_webhook_conversation_is_bounded_and_as_of_its_event() -> None:
     as_of = window(case_id, few, total=3, upto=few[0].mention.mention_id)
     assert [e.mention.mention_id for e in as_of.mentions] == [few[0].mention.mention_id]
     assert as_of.total == 1 and not as_of.truncated
+    # The platform payload stays out of the webhook.
+    event = new_envelope(
+        EventType.CASE_UPDATED,
+        CaseEvent(case=opened()),
+        tenant="t",
+        subject="x:public",
+        trace=TraceContext.new(),
+    )
+    body = orjson.loads(webhook_body(event, CaseContext(conversation=as_of)))
+    assert body["data"]["conversation"]["total"] == 1
+    assert "raw" not in body["data"]["conversation"]["mentions"][0]["mention"]
 
 
 def test_a_merge_saves_both_cases_and_numbers_each_ones_events() -> None:

@@ -70,7 +70,8 @@ class MentionInput:
     # A bulk replay of old mentions may opt out of alerts for deadlines already past (and of
     # automatic acknowledgements).
     alert_past_deadlines: bool = True
-    # The author's profile: the relationship and VIP flag an agent set count as the playbook's.
+    # The author's profile: the VIP flag and the relationship an agent set count as the
+    # playbook's lists (an inferred relationship does not route).
     customer: CustomerProfile | None = None
     # When `case` is another conversation's case this one joined (merge, link): the latest
     # generation of this conversation's own cases, if it had any.
@@ -170,9 +171,11 @@ def _customer_mention(
         )
     )
     segment, vip = segment_of(playbook, mention)
-    if given.customer is not None:
-        segment = segment or given.customer.relationship
-        vip = vip or given.customer.vip
+    customer = given.customer
+    if customer is not None:  # what an agent said counts; the router's own guesses do not route
+        if customer.relationship_source == "agent":
+            segment = segment or customer.relationship
+        vip = vip or customer.vip
     facts = Facts(
         mention=mention,
         classification=classification,

@@ -128,7 +128,7 @@ def test_merged_cases_join_two_identities_into_one_history() -> None:
     assert joined.vip and joined.relationship == "loyal" and joined.relationship_source == "agent"
 
 
-def test_a_vip_or_critic_set_on_the_profile_counts_in_the_routing() -> None:
+def test_a_vip_or_a_relationship_an_agent_set_counts_in_the_routing() -> None:
     item = classified(AT, Priority.P3)
     customer_id = default_customer_id("t", identity_of(item.mention))
     profile = observe(None, customer_id, "t", item, None, opened=False, playbook=PLAYBOOK)
@@ -138,6 +138,11 @@ def test_a_vip_or_critic_set_on_the_profile_counts_in_the_routing() -> None:
     assert plain is not None and routed is not None
     assert plain.priority is Priority.P3 and "vip" not in plain.tags
     assert routed.priority is Priority.P2 and "vip" in routed.tags
-    critic = profile.model_copy(update={"relationship": "critic"})
-    tagged = decide(None, MentionInput(item, "t", customer=critic), PLAYBOOK, AT).case
+    inferred = profile.model_copy(
+        update={"relationship": "critic", "relationship_source": "inferred"}
+    )
+    guessed = decide(None, MentionInput(item, "t", customer=inferred), PLAYBOOK, AT).case
+    assert guessed is not None and "critic" not in guessed.tags  # a guess does not route
+    said = inferred.model_copy(update={"relationship_source": "agent"})
+    tagged = decide(None, MentionInput(item, "t", customer=said), PLAYBOOK, AT).case
     assert tagged is not None and "critic" in tagged.tags

@@ -13,6 +13,7 @@ import httpx
 from tests.integration.conftest import ADMIN_AUTH, Receiver, Stack, eventually
 from tests.integration.test_case_api import COMPLAINT, act, case_events_of, get, post
 from tests.integration.test_pipeline import mention_body
+from tests.integration.test_webhook_retries import query
 
 AGAIN = (
     "@AuroraTelecom os escribí ayer en X y nadie me da solución, sigo sin fibra, "
@@ -77,6 +78,19 @@ async def test_a_merge_keeps_the_earliest_clock_and_the_absorbed_conversation_fo
     # Both cases announced it (the absorbed one with case.merged).
     merged_events = await case_events_of(stack, first["conversation_key"], "case.merged")
     assert [e["data"]["case"]["merged_into"] for e in merged_events] == [later["case_id"]]
+
+    async def absorbed_left_the_kpis() -> bool:
+        survivor_id, absorbed_id = uuid.UUID(later["case_id"]), uuid.UUID(first["case_id"])
+        rows = await query(
+            stack,
+            "SELECT case_id FROM kpi_case_facts WHERE case_id IN (:a, :b)",
+            a=survivor_id,
+            b=absorbed_id,
+        )
+        return [row[0] for row in rows] == [survivor_id]
+
+    # One customer, one promise: the absorbed case is not counted as a second (unanswered) one.
+    await eventually(absorbed_left_the_kpis, what="the absorbed case out of the KPI facts")
 
     await post(stack, on("x", f"merge-x-{run}", LATER, handle=f"ana_{run}"))
 

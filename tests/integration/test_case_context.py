@@ -9,9 +9,10 @@ import uuid
 from typing import Any
 
 import httpx
+import orjson
 
 from tests.integration.conftest import ADMIN_AUTH, Receiver, Stack, eventually
-from tests.integration.test_case_api import COMPLAINT, act, case_events_of, get, post
+from tests.integration.test_case_api import COMPLAINT, act, case_events_of, get, post, scs
 from tests.integration.test_pipeline import mention_body
 from tests.integration.test_webhook_retries import query
 
@@ -141,9 +142,9 @@ async def test_a_linked_dm_joins_the_case_and_the_handoff_carries_both_threads(
     assert detail["customer"]["identities"] == [{"channel": "x", "handle": f"luis_{run}"}]
 
     dm_thread = f"link-dm-{run}"
-    linked = await act(stack, case_id, action="link", actor="ana", conversation_id=dm_thread)
-    assert linked.status_code == 200, linked.text
-    assert linked.json()["case"]["linked_conversations"] == [f"x:{dm_thread}"]
+    linked = await scs(stack, "cases", "act", case_id, "link", "--conversation-id", dm_thread)
+    assert linked.returncode == 0, linked.stderr
+    assert orjson.loads(linked.stdout)["case"]["linked_conversations"] == [f"x:{dm_thread}"]
     twice = await act(stack, case_id, action="link", actor="ana", conversation_id=dm_thread)
     assert twice.status_code == 409
 

@@ -265,20 +265,23 @@ class Applier:
         if not self._contextual:
             return
         cases = {payload.case.case_id: payload.case for _, payload, _ in self._contextual}
+        # A merged case's conversation is its survivor's now.
+        owners = {case_id: c.merged_into or case_id for case_id, c in cases.items()}
         recorded = Counter(m["case_id"] for m in self.mentions if m["case_id"] is not None)
         latest = await context_store.latest_conversations(
-            conn, cases, max(recorded.values(), default=0)
+            conn, owners.values(), max(recorded.values(), default=0)
         )
         identities = {case_id: context_store.case_identity(c) for case_id, c in cases.items()}
         ids = await context_store.customer_ids(conn, self.tenant, identities.values())
         profiles = await context_store.profiles(conn, self.tenant, ids.values())
         for event, payload, rows in self._contextual:
             case = payload.case
-            entries, total = latest.get(case.case_id, ([], 0))
+            owner = owners[case.case_id]
+            entries, total = latest.get(owner, ([], 0))
             identity = identities[case.case_id]
             context = CaseContext(
                 conversation=window(
-                    case.case_id,
+                    owner,
                     entries,
                     total,
                     upto=payload.mention.mention_id if payload.mention else None,

@@ -28,7 +28,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.router import repository
 from services.router.core.context import WINDOW_MENTIONS, ConversationEntry
-from services.router.core.customers import default_customer_id, identity_of, observe
+from services.router.core.customers import (
+    combine,
+    default_customer_id,
+    identity_of,
+    observe,
+    relate,
+)
 from services.router.core.playbook import Playbook
 from shared.db import metadata
 from shared.events import (
@@ -250,9 +256,17 @@ class CustomerBook:
 
     @classmethod
     async def load(
-        cls, conn: AsyncConnection, tenant: str, playbook: Playbook, mentions: Iterable[Mention]
+        cls,
+        conn: AsyncConnection,
+        tenant: str,
+        playbook: Playbook,
+        mentions: Iterable[Mention],
+        joined: Iterable[Case] = (),
     ) -> CustomerBook:
-        ids = await customer_ids(conn, tenant, [identity_of(m) for m in mentions])
+        """The authors' profiles, and those of the cases other conversations joined (a linked
+        thread's author may join that case's customer)."""
+        identities = [identity_of(m) for m in mentions] + [case_identity(c) for c in joined]
+        ids = await customer_ids(conn, tenant, identities)
         return cls(tenant, playbook, ids, await profiles(conn, tenant, ids.values(), lock=True))
 
     def of(self, mention: Mention) -> CustomerProfile | None:
@@ -270,6 +284,22 @@ class CustomerBook:
             playbook=self.playbook,
         )
         self.changed.add(customer_id)
+
+    def join(self, mention: Mention, case: Case) -> None:
+        """A customer mention in a conversation joined to another's case (a linked private
+        thread) is that case's customer's, whatever the handle: the author's identity (and
+        history, if they had one) joins the case's profile."""
+        theirs = self.ids[identity_key(identity_of(mention))]
+        ours = self.ids.get(identity_key(case_identity(case)))
+        if ours is None or ours == theirs or ours not in self.known:
+            return
+        gone = self.known.get(theirs)
+        if gone is not None:
+            self.known[ours] = relate(combine(self.known[ours], gone), self.playbook)
+            self.known[theirs] = gone.model_copy(update={"merged_into": ours})
+            self.changed.add(theirs)
+        self.ids = {key: ours if found == theirs else found for key, found in self.ids.items()}
+        self.changed.add(ours)
 
     async def save(self, conn: AsyncConnection) -> None:
         await save_profiles(conn, [self.known[i] for i in sorted(self.changed)])

@@ -197,6 +197,7 @@ class CaseRouter:
                 self._tenant,
                 self._playbook,
                 [e.data.mention for e in fresh.values() if e.data.classification is not None],
+                joined.values(),
             )
             applier = Applier(self._tenant, await repository.subscriptions(conn, self._tenant))
             now = utcnow()
@@ -227,9 +228,15 @@ class CaseRouter:
                             current[other] = decision.case
                     current[key] = decision.case
                 if item.classification is not None:
+                    recorded = next(
+                        e.case_id for e in decision.effects if isinstance(e, RecordMention)
+                    )
+                    into = decision.case
+                    if into and recorded == into.case_id and into.conversation_key != key:
+                        customers.join(item.mention, into)  # a linked thread's author
                     customers.observe(
                         item,
-                        next(e.case_id for e in decision.effects if isinstance(e, RecordMention)),
+                        recorded,
                         opened=any(
                             isinstance(e, EmitCaseEvent) and e.event_type is EventType.CASE_CREATED
                             for e in decision.effects

@@ -155,7 +155,7 @@ async def test_a_linked_dm_joins_the_case_and_the_handoff_carries_both_threads(
             dm_thread,
             "Hola, os escribo por aquí: mi número de cliente es 4481-22",
             kind="dm",
-            handle=f"luis_{run}",
+            handle=f"luis.private_{run}",  # another account of theirs: one customer
         ),
     )
 
@@ -168,6 +168,9 @@ async def test_a_linked_dm_joins_the_case_and_the_handoff_carries_both_threads(
     clocks = {c["kind"]: c["started_at"] for c in after["case"]["clocks"]}
     assert clocks == {c["kind"]: c["started_at"] for c in detail["case"]["clocks"]}
     assert [e["mention"]["kind"] for e in after["conversation"]] == ["mention", "dm"]
+    handles = {i["handle"] for i in after["customer"]["identities"]}
+    assert handles == {f"luis_{run}", f"luis.private_{run}"}
+    assert after["customer"]["mention_count"] == 2
 
     handed = await act(stack, case_id, action="handoff", actor="ana", target="phone")
     assert handed.status_code == 200, handed.text
@@ -176,7 +179,7 @@ async def test_a_linked_dm_joins_the_case_and_the_handoff_carries_both_threads(
     threads = [m["mention"]["conversation_id"] for m in package["conversation"]]
     assert threads == [f"link-pub-{run}", dm_thread]
     assert package["sla_state"] in ("running", "warning") and package["clocks"]
-    assert package["customer"]["profile"]["mention_count"] == 2
+    assert len(package["customer"]["profile"]["identities"]) == 2
 
 
 async def test_every_case_webhook_carries_a_bounded_conversation_and_the_profile(

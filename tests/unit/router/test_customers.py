@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
+from services.router.context_store import CustomerBook
 from services.router.core import MentionInput, decide
 from services.router.core.customers import (
     combine,
@@ -21,6 +22,7 @@ from shared.events import (
     CustomerProfile,
     Intent,
     MentionClassified,
+    MentionKind,
     Priority,
     SentimentPoint,
 )
@@ -146,3 +148,30 @@ def test_a_vip_or_a_relationship_an_agent_set_counts_in_the_routing() -> None:
     said = inferred.model_copy(update={"relationship_source": "agent"})
     tagged = decide(None, MentionInput(item, "t", customer=said), PLAYBOOK, AT).case
     assert tagged is not None and "critic" in tagged.tags
+
+
+def test_the_author_of_a_linked_thread_joins_the_cases_customer() -> None:
+    public = classified(AT, platform_id="p1", conversation="public", handle="ana")
+    dm = classified(
+        AT + timedelta(hours=1),
+        platform_id="d1",
+        conversation="dm",
+        handle="ana_private",
+        kind=MentionKind.DM,
+    )
+    case = decide(None, MentionInput(public, "t"), PLAYBOOK, AT).case
+    assert case is not None
+    ours = default_customer_id("t", identity_of(public.mention))
+    theirs = default_customer_id("t", identity_of(dm.mention))
+    book = CustomerBook(
+        "t",
+        PLAYBOOK,
+        {("x", "ana"): ours, ("x", "ana_private"): theirs},
+        {ours: observe(None, ours, "t", public, case.case_id, opened=True, playbook=PLAYBOOK)},
+    )
+    book.join(dm.mention, case)
+    book.observe(dm, case.case_id, opened=False)
+    joined = book.known[ours]
+    assert {i.handle for i in joined.identities} == {"ana", "ana_private"}
+    assert joined.mention_count == 2 and joined.case_count == 1
+    assert theirs not in book.known and book.changed == {ours}

@@ -143,8 +143,8 @@ def _earliest_clocks(case: Case, other: Case) -> list[SlaClock]:
         running = [c for c in (mine, theirs) if c is not None and c.running]
         if running:
             clocks.append(min(running, key=lambda c: c.due_at.astimezone(UTC)))
-        elif mine is not None or theirs is not None:
-            clocks.append(mine or theirs)  # type: ignore[arg-type]
+        elif (kept := mine or theirs) is not None:
+            clocks.append(kept)
     return clocks
 
 

@@ -26,7 +26,7 @@ from services.router.core import (
     StartTimer,
     Timer,
 )
-from services.router.core.context import CaseContext, window
+from services.router.core.context import window
 from services.router.core.effects import JoinConversations, SaveCase, SendReply
 from shared.events import (
     Case,
@@ -41,19 +41,16 @@ from shared.events import (
 )
 from shared.topics import CASES, CRISES
 
-# The platform payloads stay out of webhooks: the normalised mention says what a desktop needs.
-WITHOUT_RAW: Any = {"conversation": {"mentions": {"__all__": {"mention": {"raw"}}}}}
 
-
-def webhook_body(event: Envelope[Any], context: CaseContext | None = None) -> bytes:
+def webhook_body(event: Envelope[Any], context: dict[str, Any] | None = None) -> bytes:
     """Standard Webhooks payload: `type`, `timestamp`, `data` (the event's payload, and for a
-    case event its context: the conversation so far and the customer)."""
+    case event its context as JSON, a CaseContext: the conversation so far, the customer)."""
     data = event.data.model_dump(mode="json", exclude={"mention": {"raw"}}) | {
         "event_id": str(event.id),
         "trace_id": event.trace.trace_id,
     }
     if context is not None:
-        data |= context.model_dump(mode="json", exclude=WITHOUT_RAW)
+        data |= context
     return orjson.dumps(
         {"type": event.type.value, "timestamp": event.occurred_at.isoformat(), "data": data}
     )
@@ -273,21 +270,26 @@ class Applier:
         )
         identities = {case_id: context_store.case_identity(c) for case_id, c in cases.items()}
         ids = await context_store.customer_ids(conn, self.tenant, identities.values())
-        profiles = await context_store.profiles(conn, self.tenant, ids.values())
+        profiles = {
+            customer_id: profile.model_dump(mode="json")
+            for customer_id, profile in (
+                await context_store.profiles(conn, self.tenant, ids.values())
+            ).items()
+        }
         for event, payload, rows in self._contextual:
             case = payload.case
             owner = owners[case.case_id]
             entries, total = latest.get(owner, ([], 0))
             identity = identities[case.case_id]
-            context = CaseContext(
-                conversation=window(
+            context = {
+                "conversation": window(
                     owner,
                     entries,
                     total,
                     upto=payload.mention.mention_id if payload.mention else None,
                 ),
-                customer=profiles.get(ids[context_store.identity_key(identity)]),
-            )
+                "customer": profiles.get(ids[context_store.identity_key(identity)]),
+            }
             body = webhook_body(event, context)
             for row in rows:
                 row["body"] = body

@@ -27,7 +27,7 @@ from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.router import repository
-from services.router.core.context import WINDOW_MENTIONS, ConversationEntry
+from services.router.core.context import WINDOW_MENTIONS, StoredEntry
 from services.router.core.customers import (
     combine,
     default_customer_id,
@@ -310,7 +310,7 @@ class CustomerBook:
 
 async def latest_conversations(
     conn: AsyncConnection, case_ids: Iterable[uuid.UUID], extra: int
-) -> dict[uuid.UUID, tuple[list[ConversationEntry], int]]:
+) -> dict[uuid.UUID, tuple[list[StoredEntry], int]]:
     """Per case, its latest WINDOW_MENTIONS + `extra` mentions (oldest first, without the
     platform payload) and how many it has in all."""
     ids = sorted(set(case_ids))
@@ -320,7 +320,7 @@ async def latest_conversations(
     ranked = (
         select(
             mentions.c.case_id,
-            mentions.c.mention,
+            mentions.c.mention.op("-")("raw").label("mention"),  # jsonb minus the key
             mentions.c.classification,
             mentions.c.routing,
             func.row_number()
@@ -339,7 +339,7 @@ async def latest_conversations(
         .where(ranked.c.rank <= WINDOW_MENTIONS + extra)
         .order_by(ranked.c.case_id, ranked.c.rank.desc())
     )
-    found: dict[uuid.UUID, tuple[list[ConversationEntry], int]] = {}
+    found: dict[uuid.UUID, tuple[list[StoredEntry], int]] = {}
     for row in result:
         entries, _ = found.get(row.case_id, ([], 0))
         entries.append(_entry(row))
@@ -347,8 +347,5 @@ async def latest_conversations(
     return found
 
 
-def _entry(row: Any) -> ConversationEntry:
-    mention = {k: v for k, v in row.mention.items() if k != "raw"}
-    return ConversationEntry.model_validate(
-        {"mention": mention, "classification": row.classification, "routing": row.routing}
-    )
+def _entry(row: Any) -> StoredEntry:
+    return {"mention": row.mention, "classification": row.classification, "routing": row.routing}

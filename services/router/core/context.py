@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -257,19 +258,29 @@ class CaseContext(BaseModel):
     customer: CustomerProfile | None = None
 
 
+# A stored conversation entry as JSON ({"mention", "classification", "routing"}, written from
+# the models): webhooks copy them as they are, not validated again for every event.
+StoredEntry = dict[str, Any]
+
+
 def window(
     case_id: uuid.UUID,
-    latest: list[ConversationEntry],
+    latest: list[StoredEntry],
     total: int,
     upto: uuid.UUID | None = None,
-) -> ConversationWindow:
-    """The conversation as of the event: `latest` (oldest first) cut after the event's mention
-    when it is there (later mentions of the same batch are not part of it yet)."""
-    position = next((i for i, e in enumerate(latest) if e.mention.mention_id == upto), None)
+) -> dict[str, Any]:
+    """The conversation as of the event (a ConversationWindow as JSON): `latest` (oldest
+    first) cut after the event's mention when it is there (later mentions of the same batch
+    are not part of it yet)."""
+    wanted = str(upto)
+    position = next((i for i, e in enumerate(latest) if e["mention"]["mention_id"] == wanted), None)
     if position is not None:
         total -= len(latest) - position - 1
         latest = latest[: position + 1]
     kept = latest[-WINDOW_MENTIONS:]
-    return ConversationWindow(
-        mentions=kept, total=total, truncated=total > len(kept), href=f"/v1/cases/{case_id}"
-    )
+    return {
+        "mentions": kept,
+        "total": total,
+        "truncated": total > len(kept),
+        "href": f"/v1/cases/{case_id}",
+    }

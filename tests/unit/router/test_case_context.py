@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import orjson
 import pytest
@@ -27,7 +28,6 @@ from services.router.core.context import (
     PERSONAL_DATA_TAG,
     WINDOW_MENTIONS,
     CaseContext,
-    ConversationEntry,
     personal_data_reason,
     window,
 )
@@ -349,26 +349,29 @@ def test_a_new_dm_is_acknowledged_automatically_without_stopping_its_clock() -> 
 # -- what the webhook carries -------------------------------------------------------------------
 
 
-def entries(count: int) -> list[ConversationEntry]:
-    return [
-        ConversationEntry.model_validate(
-            classified(AT + timedelta(minutes=n), platform_id=f"m{n}").model_dump()
-        )
-        for n in range(count)
-    ]
+def entries(count: int) -> list[dict[str, Any]]:
+    """Stored conversation entries, as the router's table gives them (without `raw`)."""
+    stored = []
+    for n in range(count):
+        item = classified(AT + timedelta(minutes=n), platform_id=f"m{n}").model_dump(mode="json")
+        item["mention"].pop("raw")
+        stored.append(item | {"routing": None})
+    return stored
 
 
 def test_the_webhook_conversation_is_bounded_and_as_of_its_event() -> None:
     case_id = uuid.uuid4()
     many = entries(WINDOW_MENTIONS + 5)
     bounded = window(case_id, many, total=40)
-    assert len(bounded.mentions) == WINDOW_MENTIONS and bounded.total == 40 and bounded.truncated
-    assert bounded.mentions[-1] == many[-1] and bounded.href == f"/v1/cases/{case_id}"
+    assert len(bounded["mentions"]) == WINDOW_MENTIONS
+    assert bounded["total"] == 40 and bounded["truncated"]
+    assert bounded["mentions"][-1] == many[-1] and bounded["href"] == f"/v1/cases/{case_id}"
     few = entries(3)
-    as_of = window(case_id, few, total=3, upto=few[0].mention.mention_id)
-    assert [e.mention.mention_id for e in as_of.mentions] == [few[0].mention.mention_id]
-    assert as_of.total == 1 and not as_of.truncated
-    # The platform payload stays out of the webhook.
+    first_id = few[0]["mention"]["mention_id"]
+    as_of = window(case_id, few, total=3, upto=uuid.UUID(first_id))
+    assert [e["mention"]["mention_id"] for e in as_of["mentions"]] == [first_id]
+    assert as_of["total"] == 1 and not as_of["truncated"]
+    # What the webhook carries is what the OpenAPI document says (CaseContext).
     event = new_envelope(
         EventType.CASE_UPDATED,
         CaseEvent(case=opened()),
@@ -376,9 +379,10 @@ def test_the_webhook_conversation_is_bounded_and_as_of_its_event() -> None:
         subject="x:public",
         trace=TraceContext.new(),
     )
-    body = orjson.loads(webhook_body(event, CaseContext(conversation=as_of)))
-    assert body["data"]["conversation"]["total"] == 1
-    assert "raw" not in body["data"]["conversation"]["mentions"][0]["mention"]
+    body = orjson.loads(webhook_body(event, {"conversation": bounded, "customer": None}))
+    context = CaseContext.model_validate(body["data"])
+    assert context.conversation.total == 40 and len(context.conversation.mentions) == 20
+    assert context.conversation.mentions[0].classification is not None
 
 
 def test_a_merge_saves_both_cases_and_numbers_each_ones_events() -> None:

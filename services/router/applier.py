@@ -279,7 +279,8 @@ class Applier:
         for event, payload, rows in self._contextual:
             case = payload.case
             owner = owners[case.case_id]
-            entries, total = latest.get(owner, ([], 0))
+            stored, total = latest.get(owner, ([], 0))
+            entries = [(mention_id, orjson.Fragment(text)) for mention_id, text in stored]
             identity = identities[case.case_id]
             context = {
                 "conversation": window(

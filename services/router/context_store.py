@@ -16,8 +16,10 @@ from sqlalchemy import (
     PrimaryKeyConstraint,
     String,
     Table,
+    Text,
     Uuid,
     and_,
+    cast,
     func,
     select,
     tuple_,
@@ -216,6 +218,7 @@ async def save_profiles(conn: AsyncConnection, changed: Iterable[CustomerProfile
         ),
         rows,
     )
+    # An identity without a row leads to its own profile: only joined ones need one.
     identities = [
         {
             "tenant": p.tenant,
@@ -226,6 +229,7 @@ async def save_profiles(conn: AsyncConnection, changed: Iterable[CustomerProfile
         for p in changed
         if p.merged_into is None
         for i in p.identities
+        if default_customer_id(p.tenant, i) != p.customer_id
     ]
     if identities:
         statement = insert(customer_identities)
@@ -311,8 +315,8 @@ class CustomerBook:
 async def latest_conversations(
     conn: AsyncConnection, case_ids: Iterable[uuid.UUID], extra: int
 ) -> dict[uuid.UUID, tuple[list[StoredEntry], int]]:
-    """Per case, its latest WINDOW_MENTIONS + `extra` mentions (oldest first, without the
-    platform payload) and how many it has in all."""
+    """Per case, its latest WINDOW_MENTIONS + `extra` entries (oldest first, as JSON text
+    without the platform payload) and how many mentions it has in all."""
     ids = sorted(set(case_ids))
     if not ids:
         return {}
@@ -320,9 +324,19 @@ async def latest_conversations(
     ranked = (
         select(
             mentions.c.case_id,
-            mentions.c.mention.op("-")("raw").label("mention"),  # jsonb minus the key
-            mentions.c.classification,
-            mentions.c.routing,
+            mentions.c.mention_id,
+            # The entry as JSON text, without the platform payload (jsonb minus the key).
+            cast(
+                func.jsonb_build_object(
+                    "mention",
+                    mentions.c.mention.op("-")("raw"),
+                    "classification",
+                    mentions.c.classification,
+                    "routing",
+                    mentions.c.routing,
+                ),
+                Text,
+            ).label("entry"),
             func.row_number()
             .over(
                 partition_by=mentions.c.case_id,
@@ -348,4 +362,4 @@ async def latest_conversations(
 
 
 def _entry(row: Any) -> StoredEntry:
-    return {"mention": row.mention, "classification": row.classification, "routing": row.routing}
+    return row.mention_id, row.entry

@@ -258,9 +258,10 @@ class CaseContext(BaseModel):
     customer: CustomerProfile | None = None
 
 
-# A stored conversation entry as JSON ({"mention", "classification", "routing"}, written from
-# the models): webhooks copy them as they are, not validated again for every event.
-StoredEntry = dict[str, Any]
+# A stored conversation entry: its mention's id, and the entry ({"mention", "classification",
+# "routing"}) as the webhook writes it. Entries are copied as stored (they were written from
+# the models), never decoded and validated again for every event.
+StoredEntry = tuple[uuid.UUID, Any]
 
 
 def window(
@@ -272,12 +273,11 @@ def window(
     """The conversation as of the event (a ConversationWindow as JSON): `latest` (oldest
     first) cut after the event's mention when it is there (later mentions of the same batch
     are not part of it yet)."""
-    wanted = str(upto)
-    position = next((i for i, e in enumerate(latest) if e["mention"]["mention_id"] == wanted), None)
+    position = next((i for i, (mention_id, _) in enumerate(latest) if mention_id == upto), None)
     if position is not None:
         total -= len(latest) - position - 1
         latest = latest[: position + 1]
-    kept = latest[-WINDOW_MENTIONS:]
+    kept = [entry for _, entry in latest[-WINDOW_MENTIONS:]]
     return {
         "mentions": kept,
         "total": total,

@@ -349,13 +349,15 @@ def test_a_new_dm_is_acknowledged_automatically_without_stopping_its_clock() -> 
 # -- what the webhook carries -------------------------------------------------------------------
 
 
-def entries(count: int) -> list[dict[str, Any]]:
-    """Stored conversation entries, as the router's table gives them (without `raw`)."""
+def entries(count: int) -> list[tuple[uuid.UUID, Any]]:
+    """Stored conversation entries as the applier reads them: the mention's id and the entry
+    as JSON text (without `raw`), copied into the body as it is."""
     stored = []
     for n in range(count):
-        item = classified(AT + timedelta(minutes=n), platform_id=f"m{n}").model_dump(mode="json")
-        item["mention"].pop("raw")
-        stored.append(item | {"routing": None})
+        item = classified(AT + timedelta(minutes=n), platform_id=f"m{n}")
+        entry = item.model_dump(mode="json") | {"routing": None}
+        entry["mention"].pop("raw")
+        stored.append((item.mention.mention_id, orjson.Fragment(orjson.dumps(entry))))
     return stored
 
 
@@ -365,11 +367,10 @@ def test_the_webhook_conversation_is_bounded_and_as_of_its_event() -> None:
     bounded = window(case_id, many, total=40)
     assert len(bounded["mentions"]) == WINDOW_MENTIONS
     assert bounded["total"] == 40 and bounded["truncated"]
-    assert bounded["mentions"][-1] == many[-1] and bounded["href"] == f"/v1/cases/{case_id}"
+    assert bounded["mentions"][-1] is many[-1][1] and bounded["href"] == f"/v1/cases/{case_id}"
     few = entries(3)
-    first_id = few[0]["mention"]["mention_id"]
-    as_of = window(case_id, few, total=3, upto=uuid.UUID(first_id))
-    assert [e["mention"]["mention_id"] for e in as_of["mentions"]] == [first_id]
+    as_of = window(case_id, few, total=3, upto=few[0][0])
+    assert as_of["mentions"] == [few[0][1]]
     assert as_of["total"] == 1 and not as_of["truncated"]
     # What the webhook carries is what the OpenAPI document says (CaseContext).
     event = new_envelope(
@@ -383,6 +384,7 @@ def test_the_webhook_conversation_is_bounded_and_as_of_its_event() -> None:
     context = CaseContext.model_validate(body["data"])
     assert context.conversation.total == 40 and len(context.conversation.mentions) == 20
     assert context.conversation.mentions[0].classification is not None
+    assert context.conversation.mentions[-1].mention.mention_id == many[-1][0]
 
 
 def test_a_merge_saves_both_cases_and_numbers_each_ones_events() -> None:

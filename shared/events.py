@@ -314,6 +314,8 @@ class CaseStatus(StrEnum):
     RESPONDED = "responded"
     HANDED_OFF = "handed_off"
     RESOLVED = "resolved"
+    # Absorbed into another case of the same customer (`merged_into`): closed for good.
+    MERGED = "merged"
 
 
 class ClockKind(StrEnum):
@@ -389,6 +391,10 @@ class Case(BaseModel):
     crisis_id: uuid.UUID | None = None
     # Number of the case's latest event: a desktop orders a case's webhooks by it and sees a gap.
     sequence: int = Field(default=0, ge=0)
+    # Other conversations whose mentions join this case: a merged case's, a linked private
+    # thread (conversation keys); and, once absorbed by a merge, the case that carries on.
+    linked_conversations: list[str] = Field(default_factory=list)
+    merged_into: uuid.UUID | None = None
 
     def clock(self, kind: ClockKind) -> SlaClock | None:
         return next((c for c in self.clocks if c.kind is kind), None)
@@ -440,6 +446,8 @@ class ActionKind(StrEnum):
     REOPEN = "reopen"
     HANDOFF = "handoff"  # to another channel or team, with the whole context
     HANDOFF_OUTCOME = "handoff_outcome"  # the target reports back: resolved, or returned
+    MERGE = "merge"  # absorb `other_case` (the same customer on another channel) into this one
+    LINK = "link"  # a private thread on the same platform joins this case
 
 
 class HandoffTarget(StrEnum):
@@ -465,6 +473,9 @@ class HandoffPackage(BaseModel):
     )
     notes: list[str] = Field(description="The agents' internal notes")
     clocks: list[SlaClock]
+    sla_state: str | None = Field(
+        default=None, description="The worst running clock, else met / missed / none"
+    )
     suggested_next_step: str
 
 
@@ -485,6 +496,10 @@ class AgentAction(BaseModel):
     target: str | None = Field(default=None, max_length=64)
     text: str | None = Field(default=None, max_length=MAX_TEXT_CHARS)
     outcome: Literal["resolved", "returned"] | None = None
+    other_case: uuid.UUID | None = Field(default=None, description="merge: the case absorbed")
+    conversation_id: Identifier | None = Field(
+        default=None, description="link: the private thread's id on the case's platform"
+    )
 
 
 class CaseEvent(BaseModel):
@@ -500,6 +515,56 @@ class CaseEvent(BaseModel):
     escalation: Escalation | None = None
     action: AgentAction | None = None
     handoff: Handoff | None = None
+
+
+# -- Customer profiles --------------------------------------------------------------------
+
+Relationship = Literal["potential", "current", "loyal", "former", "critic"]
+SentimentTrend = Literal["improving", "stable", "worsening", "unknown"]
+
+
+class Identity(BaseModel):
+    """A customer on one platform: handles are per platform (lower-cased, without @)."""
+
+    channel: Channel
+    handle: Handle
+
+
+class SentimentPoint(BaseModel):
+    at: AwareDatetime
+    score: float = Field(ge=-1.0, le=1.0)
+    case_id: uuid.UUID | None = None
+
+
+class CustomerProfile(BaseModel):
+    """One customer of a tenant across channels: what an agent should know before answering
+    (history, mood, relationship, reach). Kept by the router as mentions arrive; merges and
+    linked threads join identities of several platforms into one profile."""
+
+    customer_id: uuid.UUID
+    tenant: str
+    identities: list[Identity] = Field(min_length=1)
+    display_name: Name | None = None
+    first_seen_at: AwareDatetime
+    last_seen_at: AwareDatetime
+    mention_count: int = Field(default=0, ge=0)
+    case_count: int = Field(default=0, ge=0)
+    last_cases: list[uuid.UUID] = Field(
+        default_factory=list, description="The latest cases, newest first (at most 10)"
+    )
+    sentiment: list[SentimentPoint] = Field(
+        default_factory=list, description="The latest scored mentions, oldest first (at most 20)"
+    )
+    sentiment_trend: SentimentTrend = "unknown"
+    relationship: Relationship | None = None
+    relationship_source: Literal["agent", "playbook", "inferred"] | None = Field(
+        default=None, description="Who said so: an agent's word is never overwritten"
+    )
+    followers: int = Field(default=0, ge=0, lt=2**63, description="The most on any identity")
+    verified: bool = False
+    vip: bool = False
+    # Joined into another profile (a merge of two cases of the same person): look there.
+    merged_into: uuid.UUID | None = None
 
 
 class Crisis(BaseModel):
@@ -529,6 +594,7 @@ class EventType(StrEnum):
     CASE_RESOLVED = "case.resolved"
     CASE_REOPENED = "case.reopened"
     CASE_HANDOFF = "case.handoff"
+    CASE_MERGED = "case.merged"
     SLA_WARNING = "sla.warning"
     SLA_BREACHED = "sla.breached"
     CRISIS_OPENED = "crisis.opened"
@@ -544,6 +610,7 @@ CASE_EVENT_TYPES = frozenset(
         EventType.CASE_RESOLVED,
         EventType.CASE_REOPENED,
         EventType.CASE_HANDOFF,
+        EventType.CASE_MERGED,
         EventType.SLA_WARNING,
         EventType.SLA_BREACHED,
     }

@@ -44,8 +44,15 @@ class KpiProjector:
             fresh = await repository.claim_events(conn, [e.id for e in envelopes])
             # Latest state per case in this batch; merge_facts makes the order irrelevant.
             rows: dict[Any, dict[str, Any]] = {}
+            # A case absorbed by a merge is no longer a case: the survivor carries its promise
+            # (the earlier deadline), so it is not counted twice (nor as an unanswered miss).
+            merged = {
+                e.data.case.case_id
+                for e in envelopes
+                if e.id in fresh and e.type is EventType.CASE_MERGED
+            }
             for envelope in envelopes:
-                if envelope.id not in fresh:
+                if envelope.id not in fresh or envelope.data.case.case_id in merged:
                     continue
                 case = envelope.data.case
                 earlier = rows.get(case.case_id, {})
@@ -81,6 +88,7 @@ class KpiProjector:
                         )
                     )
             await repository.merge_facts(conn, list(rows.values()))
+            await repository.forget_cases(conn, sorted(merged))
         for tenant, channel, priority, seconds in first_responses:
             FIRST_RESPONSE_SECONDS.labels(tenant, channel, priority).observe(seconds)
 

@@ -119,5 +119,10 @@ async def facts_since(conn: AsyncConnection, since: datetime) -> list[tuple[str,
     ]
 
 
+async def forget_cases(conn: AsyncConnection, case_ids: list[uuid.UUID]) -> None:
+    if case_ids:
+        await conn.execute(delete(case_facts).where(case_facts.c.case_id.in_(case_ids)))
+
+
 async def forget_applied(conn: AsyncConnection, older_than: datetime) -> None:
     await conn.execute(delete(applied_events).where(applied_events.c.applied_at < older_than))

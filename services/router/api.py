@@ -29,11 +29,14 @@ from pydantic import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.router import repository
+from services.router import context_store, repository
 from services.router.access import CanAct, CanAdmin, CanRead, KeyedRoute, audited
 from services.router.config import RouterSettings
 from services.router.core import ActionRefused
 from services.router.core.agents import Agent, AgentProfile, Presence
+from services.router.core.context import personal_data_reason
+from services.router.core.customers import relate
+from services.router.core.templates import Suggestion, suggestions
 from services.router.egress import RefusedDestination, vetted_addresses
 from services.router.handlers import CaseRouter
 from services.router.webhooks import new_secret
@@ -46,8 +49,12 @@ from shared.events import (
     CaseStatus,
     Channel,
     Classification,
+    CustomerProfile,
+    Identifier,
+    Intent,
     Mention,
     Priority,
+    Relationship,
     Routing,
     utcnow,
 )
@@ -466,6 +473,14 @@ class CaseDetail(CaseSummary):
     conversation: list[ConversationEntry] = Field(description="Oldest first")
     conversation_truncated: bool
     history: list[HistoryEntry] = Field(description="The case's events, oldest first")
+    customer: CustomerProfile | None = Field(
+        default=None, description="The customer across channels (history, mood, reach, VIP)"
+    )
+    suggestions: list[Suggestion] = Field(
+        default_factory=list,
+        description="Answers to start from (playbook templates filled with the case's facts) "
+        "and, when personal data is needed, the move to a private message",
+    )
 
 
 def encode_cursor(moment: datetime, item_id: uuid.UUID) -> str:
@@ -544,29 +559,56 @@ async def list_cases(
     summary="One case with its conversation, classifications, routing traces, clocks, history",
     responses={404: {"description": "No such case for this tenant"}},
 )
-async def get_case(case_id: uuid.UUID, caller: CanRead, db: DB) -> CaseDetail:
+async def get_case(case_id: uuid.UUID, caller: CanRead, settings: Settings, db: DB) -> CaseDetail:
     async with db.begin() as conn:
         found = await repository.case_by_id(conn, caller.tenant, case_id)
         if found is None or not caller.sees(found.case.queue):
             raise Problem(404, "Not Found", f"no case {case_id}")
         mentions = await repository.mentions_of_case(conn, case_id, CONVERSATION_LIMIT + 1)
         history = await repository.history_of_case(conn, case_id, HISTORY_LIMIT)
+        customer = await context_store.profile_of_case(conn, caller.tenant, found.case)
+    conversation = [
+        ConversationEntry(
+            mention=Mention.model_validate(m.mention),
+            classification=(
+                Classification.model_validate(m.classification) if m.classification else None
+            ),
+            routing=Routing.model_validate(m.routing) if m.routing else None,
+        )
+        for m in mentions[:CONVERSATION_LIMIT]
+    ]
     return CaseDetail(
         case=found.case,
         sla_state=found.sla_state,
         updated_at=found.updated_at,
-        conversation=[
-            ConversationEntry(
-                mention=Mention.model_validate(m.mention),
-                classification=(
-                    Classification.model_validate(m.classification) if m.classification else None
-                ),
-                routing=Routing.model_validate(m.routing) if m.routing else None,
-            )
-            for m in mentions[:CONVERSATION_LIMIT]
-        ],
+        conversation=conversation,
         conversation_truncated=len(mentions) > CONVERSATION_LIMIT,
         history=[HistoryEntry(**vars(h)) for h in history],
+        customer=customer,
+        suggestions=_suggestions(settings, found.case, conversation, customer),
+    )
+
+
+def _suggestions(
+    settings: RouterSettings,
+    case: Case,
+    conversation: list[ConversationEntry],
+    customer: CustomerProfile | None,
+) -> list[Suggestion]:
+    """Templates for the case's intents so far; the move to private, with why, if needed."""
+    said = [(e.mention, e.classification) for e in conversation if e.classification]
+    intents = list(dict.fromkeys(i for _, c in said for i in c.intents))
+    reason = next(
+        (r for m, c in said if (r := personal_data_reason(m, c)) is not None),
+        None,
+    )
+    return suggestions(
+        settings.routing_playbook(),
+        case,
+        intents or [Intent.OTHER],
+        utcnow(),
+        private_reason=reason,
+        display_name=customer.display_name if customer else None,
     )
 
 
@@ -596,6 +638,14 @@ class CaseActionIn(BaseModel):
         default=None, description="handoff_outcome: what the target reports"
     )
     text: str | None = Field(default=None, min_length=1, max_length=MAX_TEXT_CHARS)
+    other: uuid.UUID | None = Field(
+        default=None,
+        description="merge: the case this one absorbs (the same customer on another channel)",
+    )
+    conversation_id: Identifier | None = Field(
+        default=None,
+        description="link: the private thread (DM conversation id) on the case's platform",
+    )
 
     @model_validator(mode="after")
     def _complete(self) -> CaseActionIn:
@@ -606,6 +656,8 @@ class CaseActionIn(BaseModel):
             ActionKind.ESCALATE: "target",
             ActionKind.HANDOFF: "target",
             ActionKind.HANDOFF_OUTCOME: "outcome",
+            ActionKind.MERGE: "other",
+            ActionKind.LINK: "conversation_id",
         }.get(self.action)
         if needs is not None and getattr(self, needs) is None:
             raise ValueError(f"{self.action.value} needs {needs}")
@@ -615,7 +667,8 @@ class CaseActionIn(BaseModel):
 @router.post(
     "/cases/{case_id}/actions",
     response_model=CaseSummary,
-    summary="Act on a case: assign, note, priority, escalate, reply, resolve, reopen, handoff",
+    summary="Act on a case: assign, note, priority, escalate, reply, resolve, reopen, handoff, "
+    "merge (absorb `other`), link (a private thread, `conversation_id`)",
     responses={
         404: {"description": "No such case for this tenant"},
         409: {"description": "The action does not apply to the case as it is"},
@@ -643,6 +696,8 @@ async def act_on_case(
         target=body.target,
         text=body.text,
         outcome=body.outcome,
+        other_case=body.other,
+        conversation_id=body.conversation_id,
     )
 
     async def record(conn: AsyncConnection, status_code: int = 200) -> None:
@@ -796,3 +851,74 @@ async def claim_next_case(
         await audited(conn, caller, "case.next", claimed.case_id, 200, actor=agent_id)
     assert after is not None
     return CaseSummary(case=after.case, sla_state=after.sla_state, updated_at=after.updated_at)
+
+
+# -- customers ------------------------------------------------------------------------------
+
+
+class CustomerPatch(BaseModel):
+    """What an agent knows better than the router: the relationship (null: back to what the
+    router infers) and the VIP flag."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    relationship: Relationship | None = None
+    vip: bool | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> CustomerPatch:
+        if not self.model_fields_set:
+            raise ValueError("give relationship and/or vip")
+        if "vip" in self.model_fields_set and self.vip is None:
+            raise ValueError("vip is true or false")
+        return self
+
+
+@router.get(
+    "/customers/{customer_id}",
+    response_model=CustomerProfile,
+    summary="A customer across channels: cases, sentiment trend, relationship, reach, VIP",
+    responses={404: {"description": "No such customer for this tenant"}},
+)
+async def get_customer(customer_id: uuid.UUID, caller: CanRead, db: DB) -> CustomerProfile:
+    async with db.begin() as conn:
+        found = await context_store.profiles(conn, caller.tenant, [customer_id])
+    if customer_id not in found:
+        raise Problem(404, "Not Found", f"no customer {customer_id}")
+    return found[customer_id]
+
+
+@router.patch(
+    "/customers/{customer_id}",
+    response_model=CustomerProfile,
+    summary="Set a customer's relationship (kept over what the router infers) or VIP flag",
+    responses={404: {"description": "No such customer for this tenant"}},
+)
+async def update_customer(
+    customer_id: uuid.UUID,
+    body: CustomerPatch,
+    caller: CanAct,
+    db: DB,
+    case_router: Router,
+) -> CustomerProfile:
+    async with db.begin() as conn:
+        found = await context_store.profiles(conn, caller.tenant, [customer_id], lock=True)
+        profile = found.get(customer_id)
+        if profile is None:
+            raise Problem(404, "Not Found", f"no customer {customer_id}")
+        if profile.merged_into is not None:
+            raise Problem(409, "Conflict", f"customer joined into {profile.merged_into}")
+        update: dict[str, object] = {}
+        if "relationship" in body.model_fields_set:
+            update["relationship"] = body.relationship
+            update["relationship_source"] = "agent" if body.relationship else None
+        if body.vip is not None:
+            update["vip"] = body.vip
+        profile = profile.model_copy(update=update)
+        if profile.relationship_source is None:
+            profile = relate(profile, case_router.playbook)
+        await context_store.save_profiles(conn, [profile])
+        await audited(
+            conn, caller, "customer.update", customer_id, 200, detail=body.model_dump(mode="json")
+        )
+    return profile

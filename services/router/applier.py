@@ -1,6 +1,8 @@
 """The one place where the decider's effects become rows: cases, mentions with their routing
-trace, case and crisis events (outbox) with their webhook deliveries, timers and crises. Effects
-are collected over a batch and written in the caller's transaction by `flush`."""
+trace, case and crisis events (outbox) with their webhook deliveries, timers and crises, joined
+conversations. Effects are collected over a batch and written in the caller's transaction by
+`flush`, which also gives each case webhook its context (the conversation so far, bounded, and
+the customer's profile) once the batch's mentions are written."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import orjson
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.router import repository
+from services.router import context_store, repository
 from services.router.core import (
     AgentAssigned,
     CancelTimers,
@@ -26,6 +28,8 @@ from services.router.core import (
     StartTimer,
     Timer,
 )
+from services.router.core.context import window
+from services.router.core.effects import JoinConversations, SaveCase, SendReply
 from shared.events import (
     Case,
     CaseEvent,
@@ -40,15 +44,17 @@ from shared.events import (
 from shared.topics import CASES, CRISES
 
 
-def webhook_body(event: Envelope[Any]) -> bytes:
-    """Standard Webhooks payload: `type`, `timestamp`, `data` (the event's payload)."""
+def webhook_body(event: Envelope[Any], context: dict[str, Any] | None = None) -> bytes:
+    """Standard Webhooks payload: `type`, `timestamp`, `data` (the event's payload, and for a
+    case event its context as JSON, a CaseContext: the conversation so far, the customer)."""
+    data = event.data.model_dump(mode="json", exclude={"mention": {"raw"}}) | {
+        "event_id": str(event.id),
+        "trace_id": event.trace.trace_id,
+    }
+    if context is not None:
+        data |= context
     return orjson.dumps(
-        {
-            "type": event.type.value,
-            "timestamp": event.occurred_at.isoformat(),
-            "data": event.data.model_dump(mode="json", exclude={"mention": {"raw"}})
-            | {"event_id": str(event.id), "trace_id": event.trace.trace_id},
-        }
+        {"type": event.type.value, "timestamp": event.occurred_at.isoformat(), "data": data}
     )
 
 
@@ -76,6 +82,13 @@ class Applier:
     history: list[dict[str, Any]] = field(default_factory=list)
     # Each agent's latest assignment in the batch.
     assigned: dict[str, datetime] = field(default_factory=dict)
+    joins: list[JoinConversations] = field(default_factory=list)
+    # Messages to send on the platform once the transaction has committed.
+    replies: list[SendReply] = field(default_factory=list)
+    # Case events whose deliveries get their body (with the context) at flush.
+    _contextual: list[tuple[Envelope[Any], CaseEvent, list[dict[str, Any]]]] = field(
+        default_factory=list
+    )
     _sequences: dict[uuid.UUID, int] = field(default_factory=dict)
     # (event type, priority, queue) of each case event, counted once the batch commits.
     case_events: Counter[tuple[str, str, str]] = field(default_factory=Counter)
@@ -89,10 +102,7 @@ class Applier:
         source_event_id: uuid.UUID | None = None,
     ) -> None:
         if case is not None:
-            numbered = self._sequences.get(case.case_id)
-            if numbered is not None and numbered > case.sequence:
-                case = case.model_copy(update={"sequence": numbered})
-            self.cases[case.case_id] = case
+            self._keep(case)
         for effect in effects:
             if isinstance(effect, EmitCaseEvent):
                 effect = self._numbered(effect)
@@ -102,7 +112,8 @@ class Applier:
                         {
                             "mention_id": item.mention.mention_id,
                             "case_id": case_id,
-                            "event_id": source_event_id
+                            "event_id": effect.event_id
+                            or source_event_id
                             or stable_id("mention", str(item.mention.mention_id)),
                             "kind": item.mention.kind.value,
                             "created_at": item.mention.created_at,
@@ -159,6 +170,19 @@ class Applier:
                     self.crises[crisis.crisis_id] = crisis
                 case AgentAssigned(agent_id=agent_id, at=at):
                     self.assigned[agent_id] = max(at, self.assigned.get(agent_id, at))
+                case SaveCase(case=other):
+                    self._keep(other)
+                case JoinConversations():
+                    self.joins.append(effect)
+                case SendReply():
+                    self.replies.append(effect)
+
+    def _keep(self, case: Case) -> None:
+        """Store the case, with the latest sequence number this batch gave its events."""
+        numbered = self._sequences.get(case.case_id)
+        if numbered is not None and numbered > case.sequence:
+            case = case.model_copy(update={"sequence": numbered})
+        self.cases[case.case_id] = case
 
     def _numbered(self, effect: EmitCaseEvent) -> EmitCaseEvent:
         """The event with the case's next sequence number, which the stored case keeps."""
@@ -194,15 +218,17 @@ class Applier:
         self.outbox.append(
             {"event_id": event.id, "topic": topic, "key": key.encode(), "value": event.to_bytes()}
         )
-        body = webhook_body(event)
+        contextual = payload if isinstance(payload, CaseEvent) else None
+        body = None if contextual else webhook_body(event)  # a case event's: at flush
         queue, priority = (
             (payload.case.queue, payload.case.priority.value)
             if isinstance(payload, CaseEvent)
             else (None, None)
         )
+        rows: list[dict[str, Any]] = []
         for endpoint in self.endpoints:
             if endpoint.wants(event.type.value, queue, priority):
-                self.deliveries.append(
+                rows.append(
                     {
                         "delivery_id": stable_id(
                             "delivery", str(endpoint.endpoint_id), str(event.id)
@@ -215,16 +241,63 @@ class Applier:
                         "next_attempt_at": utcnow(),
                     }
                 )
+        self.deliveries += rows
+        if contextual is not None and rows:
+            self._contextual.append((event, contextual, rows))
         return event
 
     async def flush(self, conn: AsyncConnection) -> None:
         await repository.upsert_cases(conn, list(self.cases.values()))
         await repository.upsert_crises(conn, list(self.crises.values()))
         await repository.add_mentions(conn, self.mentions)
+        for join in self.joins:
+            await context_store.join_conversations(
+                conn, join.tenant, join.case_id, join.conversation_keys, join.absorbed
+            )
         for cancel in self.cancels:
             await repository.cancel_timers(conn, cancel.case_id, cancel.clock.value)
         await repository.add_timers(conn, list(self.timers.values()))
         await repository.add_outbox(conn, self.outbox)
         await repository.add_case_events(conn, self.history)
+        await self._contextual_bodies(conn)
         await repository.enqueue_deliveries(conn, self.deliveries)
         await repository.mark_assigned(conn, self.tenant, self.assigned)
+
+    async def _contextual_bodies(self, conn: AsyncConnection) -> None:
+        """Each case webhook's body with the conversation as of its event (the batch's
+        mentions are written by now) and the customer's profile (saved before the flush)."""
+        if not self._contextual:
+            return
+        cases = {payload.case.case_id: payload.case for _, payload, _ in self._contextual}
+        # A merged case's conversation is its survivor's now.
+        owners = {case_id: c.merged_into or case_id for case_id, c in cases.items()}
+        recorded = Counter(m["case_id"] for m in self.mentions if m["case_id"] is not None)
+        latest = await context_store.latest_conversations(
+            conn, owners.values(), max(recorded.values(), default=0)
+        )
+        identities = {case_id: context_store.case_identity(c) for case_id, c in cases.items()}
+        ids = await context_store.customer_ids(conn, self.tenant, identities.values())
+        profiles = {
+            customer_id: profile.model_dump(mode="json")
+            for customer_id, profile in (
+                await context_store.profiles(conn, self.tenant, ids.values())
+            ).items()
+        }
+        for event, payload, rows in self._contextual:
+            case = payload.case
+            owner = owners[case.case_id]
+            stored, total = latest.get(owner, ([], 0))
+            entries = [(mention_id, orjson.Fragment(text)) for mention_id, text in stored]
+            identity = identities[case.case_id]
+            context = {
+                "conversation": window(
+                    owner,
+                    entries,
+                    total,
+                    upto=payload.mention.mention_id if payload.mention else None,
+                ),
+                "customer": profiles.get(ids[context_store.identity_key(identity)]),
+            }
+            body = webhook_body(event, context)
+            for row in rows:
+                row["body"] = body

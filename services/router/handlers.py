@@ -23,13 +23,15 @@ from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.router import repository
+from services.router import context_store, repository
 from services.router.applier import Applier
 from services.router.core import (
     ActionInput,
     ActionRefused,
+    EmitCaseEvent,
     MentionInput,
     Playbook,
+    RecordMention,
     Timer,
     TimerInput,
     decide,
@@ -37,7 +39,10 @@ from services.router.core import (
 from services.router.core.actions import suggested_next_step
 from services.router.core.agents import Presence
 from services.router.core.assignment import Staff, next_case_for, roster
+from services.router.core.context import private_key
+from services.router.core.customers import combine, relate
 from services.router.core.effects import TimerKind
+from services.router.core.sla import sla_state
 from services.router.metrics import (
     CASE_EVENTS,
     MENTIONS_DUPLICATE,
@@ -143,6 +148,21 @@ class CaseRouter:
         if any(applier is not None and applier.deliveries for applier in applied):
             self._deliveries_due.set()
         await self.relay_outbox()
+        for applier in applied:
+            if applier is not None:
+                await self._send_replies(applier)
+
+    async def _send_replies(self, applied: Applier) -> None:
+        """Automatic acknowledgements, once committed (recorded in the conversation either
+        way). A platform that refuses one must not hold up the stream: it is logged."""
+        for sent in applied.replies:
+            try:
+                await self._replies.send(sent.case, sent.reply)
+            except Exception:
+                log.exception(
+                    "automatic acknowledgement not sent",
+                    extra={"case_id": str(sent.case.case_id)},
+                )
 
     async def _route(
         self,
@@ -165,7 +185,15 @@ class CaseRouter:
                 repository.CONVERSATION_LOCKS,
                 [f"{tenant}|{key}" for key in conversations],
             )
-            current = await repository.cases_for_update(conn, tenant, conversations)
+            own = await repository.cases_for_update(conn, tenant, conversations)
+            # A conversation with no case of its own, or whose case was merged, goes to the
+            # case it was joined to (a merge's survivor, a linked private thread's case).
+            joined = await context_store.joined_cases_for_update(
+                conn,
+                tenant,
+                [key for key in conversations if key not in own or own[key].merged_into],
+            )
+            current = own | joined
             known = await repository.known_mentions(
                 conn, [e.data.mention.mention_id for e in envelopes]
             )
@@ -189,6 +217,13 @@ class CaseRouter:
                 conn, repository.CRISIS_TOPIC_LOCKS, [f"{tenant}|{t}" for t in topics]
             )
             crises = await repository.open_crises_for_update(conn, tenant, topics)
+            customers = await context_store.CustomerBook.load(
+                conn,
+                tenant,
+                self._playbook,
+                [e.data.mention for e in fresh.values() if e.data.classification is not None],
+                joined.values(),
+            )
             staff = await self._staff(conn, tenant, self._playbook.assignment.automatic)
             applier = Applier(tenant, await repository.subscriptions(conn, tenant))
             now = utcnow()
@@ -203,6 +238,8 @@ class CaseRouter:
                         tenant,
                         crisis=crises.get(topic) if topic else None,
                         alert_past_deadlines=self._alert_past_deadlines,
+                        customer=customers.of(item.mention) if item.classification else None,
+                        own_generation=own[key].generation if key in own else None,
                     ),
                     self._playbook,
                     now,
@@ -214,10 +251,30 @@ class CaseRouter:
                 if staff is not None:
                     staff = staff.after(current.get(key), decision.case, decision.effects)
                 if decision.case is not None:
+                    # Every conversation of the case (its own, joined ones) sees the change.
+                    for other, case in current.items():
+                        if case.case_id == decision.case.case_id:
+                            current[other] = decision.case
                     current[key] = decision.case
+                if item.classification is not None:
+                    recorded = next(
+                        e.case_id for e in decision.effects if isinstance(e, RecordMention)
+                    )
+                    into = decision.case
+                    if into and recorded == into.case_id and into.conversation_key != key:
+                        customers.join(item.mention, into)  # a linked thread's author
+                    customers.observe(
+                        item,
+                        recorded,
+                        opened=any(
+                            isinstance(e, EmitCaseEvent) and e.event_type is EventType.CASE_CREATED
+                            for e in decision.effects
+                        ),
+                    )
                 for crisis in applier.crises.values():
                     crises[crisis.topic_key] = crisis
                 routed[item.mention.kind.value] += 1
+            await customers.save(conn)  # before the flush: the webhooks carry the profiles
             await applier.flush(conn)
         count_committed(applier, duplicates, routed)
         return applier
@@ -323,17 +380,24 @@ class CaseRouter:
             found = await repository.case_by_id(conn, tenant, case_id)
             if found is None:
                 raise ActionRefused(f"no case {case_id}", status=404)
+            keys = [
+                found.case.conversation_key,
+                *await self._joining(conn, tenant, found.case, action),
+            ]
             await repository.lock_keys(
-                conn,
-                repository.CONVERSATION_LOCKS,
-                [f"{tenant}|{found.case.conversation_key}"],
+                conn, repository.CONVERSATION_LOCKS, [f"{tenant}|{k}" for k in keys]
             )
             case = await repository.case_for_update(conn, tenant, case_id)
             package = None
             if case is not None and action.kind is ActionKind.HANDOFF:
                 package = await self._handoff_package(conn, case, action, handoff_queue)
+            other = await self._other_case(conn, tenant, action, keys[1:])
             staff = await self._staff(conn, tenant, self._playbook.assignment.automatic)
-            decision = decide(case, ActionInput(action, package), self._playbook, utcnow(), staff)
+            decision = decide(
+                case, ActionInput(action, package, other), self._playbook, utcnow(), staff
+            )
+            if action.kind is ActionKind.MERGE and decision.case is not None and other:
+                await self._join_customers(conn, tenant, decision.case, other)
             applier = Applier(tenant, await repository.subscriptions(conn, tenant))
             applier.apply(decision.case, decision.effects, TraceContext.new())
             await applier.flush(conn)
@@ -343,6 +407,50 @@ class CaseRouter:
         await self.relay_outbox()
         assert decision.case is not None
         return decision.case
+
+    # -- merge and link ---------------------------------------------------------------------
+
+    async def _joining(
+        self, conn: AsyncConnection, tenant: str, case: Case, action: AgentAction
+    ) -> list[str]:
+        """The other conversation a merge or a link touches (locked with the case's own)."""
+        if action.kind is ActionKind.LINK and action.conversation_id:
+            return [private_key(case, action.conversation_id)]
+        if action.kind is ActionKind.MERGE and action.other_case:
+            other = await repository.case_by_id(conn, tenant, action.other_case)
+            return [other.case.conversation_key] if other else []
+        return []
+
+    async def _other_case(
+        self, conn: AsyncConnection, tenant: str, action: AgentAction, keys: list[str]
+    ) -> Case | None:
+        """A merge's case to absorb; a link's private thread's own case, if it has one."""
+        if action.kind is ActionKind.MERGE and action.other_case:
+            return await repository.case_for_update(conn, tenant, action.other_case)
+        if action.kind is ActionKind.LINK and keys:
+            own = await repository.cases_for_update(conn, tenant, keys)
+            joined = await context_store.joined_cases_for_update(conn, tenant, keys)
+            return (own | joined).get(keys[0])
+        return None
+
+    async def _join_customers(
+        self, conn: AsyncConnection, tenant: str, survivor: Case, absorbed: Case
+    ) -> None:
+        """The customers of two merged cases are one: the absorbed case's profile (its
+        identities, history, mood) joins the survivor's."""
+        identities = [context_store.case_identity(c) for c in (survivor, absorbed)]
+        ids = await context_store.customer_ids(conn, tenant, identities)
+        kept_id, gone_id = (ids[context_store.identity_key(i)] for i in identities)
+        if kept_id == gone_id:
+            return
+        found = await context_store.profiles(conn, tenant, [kept_id, gone_id], lock=True)
+        kept, gone = found.get(kept_id), found.get(gone_id)
+        if kept is None or gone is None:
+            return  # a profile starts with the customer's first mention: nothing to join yet
+        joined = relate(combine(kept, gone), self._playbook)
+        await context_store.save_profiles(
+            conn, [joined, gone.model_copy(update={"merged_into": kept_id})]
+        )
 
     async def _handoff_package(
         self, conn: AsyncConnection, case: Case, action: AgentAction, queue: str | None
@@ -362,14 +470,19 @@ class CaseRouter:
             if h.detail.get("action", {}).get("kind") == ActionKind.NOTE.value
         ]
         customers = [m.mention["author"] for m in mentions if m.mention["kind"] != "reply"]
+        customer = customers[0] | {"mentions": len(customers)} if customers else {}
+        profile = await context_store.profile_of_case(conn, case.tenant, case)
+        if profile is not None:  # history, sentiment trend, relationship, reach, VIP
+            customer["profile"] = profile.model_dump(mode="json")
         return HandoffPackage(
             target=target,
             queue=queue,
             reason=action.text or "",
-            customer=customers[0] | {"mentions": len(customers)} if customers else {},
+            customer=customer,
             conversation=[vars(m) for m in mentions],
             notes=notes,
             clocks=case.clocks,
+            sla_state=sla_state(case),
             suggested_next_step=suggested_next_step(target, case, queue),
         )
 

@@ -97,7 +97,9 @@ def show_case(case_id: str, url: RouterUrl = DEFAULT_URL, key: AdminKey = "") ->
 @cases_app.command("act")
 def act(
     case_id: str,
-    action: Annotated[str, typer.Argument(help="assign, note, priority, escalate, reply, ...")],
+    action: Annotated[
+        str, typer.Argument(help="assign, note, priority, escalate, reply, merge, link, ...")
+    ],
     url: RouterUrl = DEFAULT_URL,
     key: AdminKey = "",
     actor: Annotated[str, typer.Option()] = "operator",
@@ -105,6 +107,10 @@ def act(
     assignee: Annotated[str | None, typer.Option()] = None,
     priority: Annotated[str | None, typer.Option()] = None,
     target: Annotated[str | None, typer.Option()] = None,
+    other: Annotated[str | None, typer.Option(help="merge: the case to absorb")] = None,
+    conversation_id: Annotated[
+        str | None, typer.Option(help="link: the private thread on the same platform")
+    ] = None,
 ) -> None:
     """Act on a case through the router's decider; prints the case after it."""
     body = {
@@ -116,6 +122,8 @@ def act(
             ("assignee", assignee),
             ("priority", priority),
             ("target", target),
+            ("other", other),
+            ("conversation_id", conversation_id),
         )
         if value is not None
     }

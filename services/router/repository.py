@@ -250,6 +250,11 @@ def _case(row: Any) -> Case:
     return Case.model_validate(document if document is not None else row._mapping)
 
 
+def case_of_row(row: Any) -> Case:
+    """A case from a row with CASE_COLUMNS and the document (for queries in other modules)."""
+    return _case(row)
+
+
 # pg_advisory_xact_lock(space, hashtext(key)) name spaces: one conversation, one crisis topic.
 CONVERSATION_LOCKS = 0x5C5_C0
 CRISIS_TOPIC_LOCKS = 0x5C5_C1

@@ -1,5 +1,6 @@
 """The webhooks the router sends, for the OpenAPI document's `webhooks` section: one entry per
-event type with its payload, so a desktop's developers read them beside the API."""
+event type with its payload, so a desktop's developers read them beside the API. A case event's
+payload also carries its context: the conversation so far (bounded) and the customer."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Response
 from pydantic import AwareDatetime, BaseModel, Field, create_model
 
+from services.router.core.context import CaseContext
 from shared.events import CASE_EVENT_TYPES, CRISIS_EVENT_TYPES, CaseEvent, CrisisEvent, EventType
 
 WHAT = {
@@ -19,6 +21,7 @@ WHAT = {
     EventType.CASE_RESOLVED: "Resolved by an agent or after the playbook's inactivity period",
     EventType.CASE_REOPENED: "The customer wrote within the reopen window, or an agent reopened",
     EventType.CASE_HANDOFF: "Handed off to another channel or team, with the context package",
+    EventType.CASE_MERGED: "Absorbed by another case of the same customer (`case.merged_into`)",
     EventType.SLA_WARNING: "A clock passed its warning threshold (once per clock)",
     EventType.SLA_BREACHED: "A clock passed its deadline (once per clock)",
     EventType.CRISIS_OPENED: "A burst of related high-risk mentions became a crisis",
@@ -32,7 +35,8 @@ class Delivered(BaseModel):
 
 
 def _body(event_type: EventType, payload: type[BaseModel]) -> type[BaseModel]:
-    data = create_model(f"{payload.__name__}Data", __base__=(payload, Delivered))
+    bases = (payload, CaseContext, Delivered) if payload is CaseEvent else (payload, Delivered)
+    data = create_model(f"{payload.__name__}Data", __base__=bases)
     return create_model(
         "Webhook_" + event_type.value.replace(".", "_"),
         type=(str, Field(description=f"`{event_type.value}`")),

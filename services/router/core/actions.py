@@ -60,6 +60,8 @@ def act(
     package: HandoffPackage | None = None,
 ) -> tuple[Case, list[Effect]]:
     at = action.at
+    if case.status is CaseStatus.MERGED:
+        raise ActionRefused(f"case {case.case_id} is merged into {case.merged_into}", status=409)
     if action.kind is ActionKind.HANDOFF:
         return _handoff(case, action, playbook, package)
     if action.kind is ActionKind.HANDOFF_OUTCOME:

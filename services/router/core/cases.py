@@ -19,12 +19,14 @@ from services.router.core.assignment import (
     widen_timer,
     widened,
 )
+from services.router.core.context import PERSONAL_DATA_TAG, join_cases, personal_data_reason
 from services.router.core.effects import (
     Effect,
     EmitCaseEvent,
     EmitCrisisEvent,
     RecordMention,
     SaveCrisis,
+    SendReply,
     StartTimer,
     Timer,
     TimerKind,
@@ -42,9 +44,11 @@ from services.router.core.sla import (
     stop_clock,
     timer_is_current,
 )
+from services.router.core.templates import auto_acknowledgement
 from shared.events import (
     ActionKind,
     AgentAction,
+    Author,
     Case,
     CaseEvent,
     CaseStatus,
@@ -52,9 +56,12 @@ from shared.events import (
     ClockState,
     Crisis,
     CrisisEvent,
+    CustomerProfile,
     EventType,
     HandoffPackage,
+    Mention,
     MentionClassified,
+    MentionKind,
     Routing,
     SlaAlert,
     SlaClock,
@@ -68,8 +75,15 @@ class MentionInput:
     tenant: str
     # The open crisis of the mention's topic, if any.
     crisis: Crisis | None = None
-    # A bulk replay of old mentions may opt out of alerts for deadlines already past.
+    # A bulk replay of old mentions may opt out of alerts for deadlines already past (and of
+    # automatic acknowledgements).
     alert_past_deadlines: bool = True
+    # The author's profile: the VIP flag and the relationship an agent set count as the
+    # playbook's lists (an inferred relationship does not route).
+    customer: CustomerProfile | None = None
+    # When `case` is another conversation's case this one joined (merge, link): the latest
+    # generation of this conversation's own cases, if it had any.
+    own_generation: int | None = None
 
 
 @dataclass(frozen=True)
@@ -83,6 +97,8 @@ class ActionInput:
     action: AgentAction
     # A handoff's context, gathered by the caller (the whole conversation and the notes).
     package: HandoffPackage | None = None
+    # A merge's case to absorb; a link's private thread's own case, if it has one.
+    other: Case | None = None
 
 
 Input = MentionInput | TimerInput | ActionInput
@@ -117,6 +133,8 @@ def _decide(case: Case | None, given: Input, playbook: Playbook, now: datetime) 
     if isinstance(given, ActionInput):
         if case is None:
             raise ActionRefused("no such case", status=404)
+        if given.action.kind in (ActionKind.MERGE, ActionKind.LINK):
+            return Decision(*join_cases(case, given.action, given.other))
         return Decision(*act(case, given.action, playbook, given.package))
     item = given.item
     if item.classification is None:
@@ -246,6 +264,11 @@ def _customer_mention(
         )
     )
     segment, vip = segment_of(playbook, mention)
+    customer = given.customer
+    if customer is not None:  # what an agent said counts; the router's own guesses do not route
+        if customer.relationship_source == "agent":
+            segment = segment or customer.relationship
+        vip = vip or customer.vip
     facts = Facts(
         mention=mention,
         classification=classification,
@@ -257,6 +280,8 @@ def _customer_mention(
         at=at,
     )
     outcome = evaluate(playbook, facts)
+    if personal_data_reason(mention, classification) and PERSONAL_DATA_TAG not in outcome.tags:
+        outcome.tags.append(PERSONAL_DATA_TAG)
     if joins and crisis is not None:
         outcome.queue = playbook.crisis.queue or outcome.queue
         outcome.priority = min(outcome.priority, playbook.crisis.priority, key=lambda p: p.rank)
@@ -279,10 +304,11 @@ def _customer_mention(
 
     effects: list[Effect] = []
     if conversation == "new":
-        generation = 0 if case is None else case.generation + 1
-        updated, opened = _open_case(given, playbook, outcome, facts, generation, now)
+        updated, opened = _open_case(given, playbook, outcome, facts, _generation(case, given), now)
         event = EventType.CASE_CREATED
         effects += opened
+        if given.alert_past_deadlines:
+            effects += _auto_acknowledgement(updated, given, playbook, now)
     else:
         assert case is not None
         updated, changed = _follow_up(case, given, playbook, outcome, conversation, now)
@@ -317,6 +343,49 @@ def _customer_mention(
     if not given.alert_past_deadlines:
         effects = [e for e in effects if not _past_alert(e, now)]
     return Decision(updated, effects)
+
+
+def _generation(case: Case | None, given: MentionInput) -> int:
+    """Generations count per conversation: a conversation joined to another's case (merge,
+    link) that comes back after that case is over opens its own next generation."""
+    if case is None:
+        return 0
+    if case.conversation_key == given.item.mention.conversation_key:
+        return case.generation + 1
+    return 0 if given.own_generation is None else given.own_generation + 1
+
+
+def _auto_acknowledgement(
+    case: Case, given: MentionInput, playbook: Playbook, now: datetime
+) -> list[Effect]:
+    """The playbook's `auto` acknowledgement of a new case: recorded in the conversation and
+    sent after the commit. It stops no clock: only a person's answer does."""
+    classification = given.item.classification
+    assert classification is not None
+    text = auto_acknowledgement(playbook, case, classification.intents, now)
+    if text is None:
+        return []
+    mention = given.item.mention
+    reply = Mention(
+        mention_id=stable_id("auto-acknowledgement", str(case.case_id)),
+        channel=mention.channel,
+        kind=MentionKind.REPLY,
+        platform_id=f"auto-acknowledgement:{case.case_id}",
+        conversation_id=mention.conversation_id,
+        text=text,
+        author=Author(handle=playbook.brand),
+        created_at=max(now, mention.created_at, key=lambda t: t.astimezone(UTC)),
+        in_reply_to=mention.platform_id,
+    )
+    return [
+        RecordMention(
+            MentionClassified(mention=reply, classification=None),
+            case.case_id,
+            None,
+            event_id=stable_id("auto-acknowledgement-event", str(case.case_id)),
+        ),
+        SendReply(case, reply),
+    ]
 
 
 def _past_alert(effect: Effect, now: datetime) -> bool:
@@ -614,7 +683,7 @@ def _timer_fired(
     timer = given.timer
     if timer.kind is TimerKind.CRISIS_QUIET:
         return _crisis_quiet(case, given, playbook)
-    if case is None or case.status is CaseStatus.RESOLVED:
+    if case is None or case.status in (CaseStatus.RESOLVED, CaseStatus.MERGED):
         return Decision(case)
     cause = str(timer.timer_id)
     if timer.kind in (TimerKind.SLA_WARNING, TimerKind.SLA_BREACH):

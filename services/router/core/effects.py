@@ -11,11 +11,13 @@ from enum import StrEnum
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from shared.events import (
+    Case,
     CaseEvent,
     ClockKind,
     Crisis,
     CrisisEvent,
     EventType,
+    Mention,
     MentionClassified,
     Routing,
     stable_id,
@@ -108,6 +110,8 @@ class RecordMention:
     item: MentionClassified
     case_id: uuid.UUID | None
     routing: Routing | None
+    # The event it came in; None: the input's (an acknowledgement the router made has its own).
+    event_id: uuid.UUID | None = None
 
 
 @dataclass(frozen=True)
@@ -118,6 +122,33 @@ class AgentAssigned:
     at: datetime
 
 
+@dataclass(frozen=True)
+class SaveCase:
+    """Another case the decision changed besides its own: the case a merge absorbed."""
+
+    case: Case
+
+
+@dataclass(frozen=True)
+class JoinConversations:
+    """Route these conversations' later mentions to the case (a merged case's conversations, a
+    linked private thread). On a merge, the absorbed case's mentions and joins move too."""
+
+    tenant: str
+    case_id: uuid.UUID
+    conversation_keys: tuple[str, ...]
+    absorbed: uuid.UUID | None = None
+
+
+@dataclass(frozen=True)
+class SendReply:
+    """Send the brand's message on the platform once the transaction has committed (an
+    automatic acknowledgement; it is recorded in the conversation by a RecordMention)."""
+
+    case: Case
+    reply: Mention
+
+
 Effect = (
     EmitCaseEvent
     | EmitCrisisEvent
@@ -126,4 +157,7 @@ Effect = (
     | SaveCrisis
     | RecordMention
     | AgentAssigned
+    | SaveCase
+    | JoinConversations
+    | SendReply
 )

@@ -8,6 +8,7 @@ and ladder, an escalation target) is checked here, so a playbook that loads is o
 from __future__ import annotations
 
 import re
+import string
 from collections.abc import Sequence
 from datetime import date, time
 from typing import Annotated, Any, Literal
@@ -256,6 +257,68 @@ class Assignment(Strict):
         }
 
 
+# Facts a response template may name (`$customer` or `${customer}`): string.Template over this
+# whitelist, so a template can never reach an attribute or anything beyond these strings.
+TEMPLATE_FACTS = {
+    "customer": "the customer's handle, with @",
+    "customer_name": "their display name (else the handle)",
+    "case_ref": "a short case reference to quote, e.g. C-1A2B3C4D",
+    "agent": "the assigned agent (never in an automatic template: nobody is yet)",
+    "brand": "the playbook's brand",
+    "queue": "the owning queue",
+    "channel": "the platform",
+    "next_open": "the owning queue's next opening, when it is closed",
+}
+
+
+class ResponseTemplate(Strict):
+    """An answer an agent may start from, per case type (intents, kind), channel and language.
+    Only an `auto` acknowledgement is ever sent without an agent; the rest are suggestions."""
+
+    name: Name
+    purpose: Literal["acknowledgement", "answer", "private_message"] = "answer"
+    language: str = Field(pattern=r"^[a-z]{2,8}$", description="Base language, e.g. es")
+    intents: list[Intent] = Field(default_factory=list, description="Any of (empty: any)")
+    kinds: list[MentionKind] = Field(default_factory=list)
+    channels: list[Channel] = Field(default_factory=list)
+    auto: bool = Field(default=False, description="Send on a new case (acknowledgements only)")
+    text: str = Field(min_length=1, max_length=2000)
+
+    def placeholders(self) -> list[str]:
+        return string.Template(self.text).get_identifiers()
+
+    def matches(self, intents: Sequence[Intent], kind: MentionKind, channel: Channel) -> bool:
+        return (
+            (not self.intents or any(i in self.intents for i in intents))
+            and (not self.kinds or kind in self.kinds)
+            and (not self.channels or channel in self.channels)
+        )
+
+
+def _template_problems(templates: list[ResponseTemplate]) -> list[Problem]:
+    problems: list[Problem] = []
+    seen: set[str] = set()
+    for index, template in enumerate(templates):
+        path: Path = ("templates", index)
+        if template.name in seen:
+            problems.append(((*path, "name"), f"duplicate template name {template.name!r}"))
+        seen.add(template.name)
+        if not string.Template(template.text).is_valid():
+            problems.append(((*path, "text"), "a $ that is not a fact: write $$ for a dollar"))
+        for name in template.placeholders():
+            if name not in TEMPLATE_FACTS:
+                problems.append(
+                    ((*path, "text"), f"unknown fact ${name}; known: {sorted(TEMPLATE_FACTS)}")
+                )
+        if template.auto and template.purpose != "acknowledgement":
+            problems.append(((*path, "auto"), "only an acknowledgement may be sent automatically"))
+        if template.auto and "agent" in template.placeholders():
+            problems.append(((*path, "text"), "an automatic template cannot name the $agent"))
+        if MentionKind.REPLY in template.kinds:
+            problems.append(((*path, "kinds"), "templates answer customers: not for kind reply"))
+    return problems
+
+
 class Playbook(Strict):
     format: Literal[1] = 1
     brand: str = Field(min_length=1, max_length=128)
@@ -276,6 +339,8 @@ class Playbook(Strict):
     # Suggested when a rule says `acknowledge` while the queue is open, per language.
     acknowledgements: dict[str, str] = Field(default_factory=dict)
     assignment: Assignment = Field(default_factory=Assignment)
+    # Answers offered with a case, filled with its facts (see ResponseTemplate).
+    templates: list[ResponseTemplate] = Field(default_factory=list)
     _calendars: dict[str, BusinessCalendar] = PrivateAttr(default_factory=dict)
 
     @property
@@ -321,6 +386,7 @@ class Playbook(Strict):
             for served in agent.queues:
                 need("queue", served, self.queues, ("assignment", "agents", agent_id, "queues"))
         problems += [(("sla",), gap) for gap in self._sla_gaps()]
+        problems += _template_problems(self.templates)
         # Shifts and zones are checked here, once; the decider reuses the built calendars.
         self._calendars = {}
         for name, spec in self.calendars.items():

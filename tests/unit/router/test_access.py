@@ -48,6 +48,8 @@ SCOPES = {
     ("PUT", "/v1/agents/{agent_id}"): Scope.ADMIN,
     ("PATCH", "/v1/agents/{agent_id}/presence"): Scope.ACT,
     ("POST", "/v1/agents/{agent_id}/next"): Scope.ACT,
+    ("GET", "/v1/customers/{customer_id}"): Scope.READ,
+    ("PATCH", "/v1/customers/{customer_id}"): Scope.ACT,
 }
 TOKENS = {scope: new_token() for scope in Scope}
 
@@ -156,7 +158,7 @@ def test_the_scope_table_is_every_v1_route(client: TestClient) -> None:
 
 
 def concrete(path: str) -> str:
-    for name in ("case_id", "endpoint_id", "delivery_id", "key_id", "agent_id"):
+    for name in ("case_id", "endpoint_id", "delivery_id", "key_id", "agent_id", "customer_id"):
         path = path.replace("{" + name + "}", str(uuid.uuid4()))
     return path
 

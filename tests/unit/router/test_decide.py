@@ -44,10 +44,10 @@ WEDNESDAY = datetime(2026, 11, 4, 11, 0, tzinfo=MADRID)
 
 
 def mention(
-    case: Case | None, item: MentionClassified, *, crisis: Crisis | None = None, **kw: bool
+    case: Case | None, item: MentionClassified, *, crisis: Crisis | None = None
 ) -> Decision:
     now = item.mention.created_at
-    return decide(case, MentionInput(item, "acme", crisis=crisis, **kw), PLAYBOOK, now)
+    return decide(case, MentionInput(item, "acme", crisis=crisis), PLAYBOOK, now)
 
 
 def fire(case: Case | None, timer: Timer, crisis: Crisis | None = None) -> Decision:

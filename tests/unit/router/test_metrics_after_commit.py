@@ -13,7 +13,7 @@ import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy.exc import OperationalError
 
-from services.router import repository
+from services.router import context_store, repository
 from services.router.handlers import CaseRouter
 from shared.events import EventType, TraceContext, new_envelope
 from shared.kafka import EventProducer
@@ -52,7 +52,7 @@ async def test_a_batch_whose_commit_fails_is_counted_once_when_it_succeeds(
     async def empty_set(*args: Any) -> set[Any]:
         return set()
 
-    async def empty_dict(*args: Any) -> dict[str, Any]:
+    async def empty_dict(*args: Any, **kwargs: Any) -> dict[str, Any]:
         return {}
 
     async def empty_list(*args: Any, **kwargs: Any) -> list[Any]:
@@ -81,6 +81,10 @@ async def test_a_batch_whose_commit_fails_is_counted_once_when_it_succeeds(
     ):
         monkeypatch.setattr(repository, name, done)
     monkeypatch.setattr(repository, "lock_outbox_relay", locked)
+    monkeypatch.setattr(context_store, "joined_cases_for_update", empty_dict)
+    monkeypatch.setattr(context_store, "joined_identities", empty_dict)
+    monkeypatch.setattr(context_store, "profiles", empty_dict)
+    monkeypatch.setattr(context_store, "save_profiles", done)
     database = FakeDatabase()
     case_router = CaseRouter(
         database,  # type: ignore[arg-type]

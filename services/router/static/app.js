@@ -221,12 +221,13 @@ function historyEntry(entry) {
 
 // Offer only what the case as it is allows (the API refuses the rest with a 409 anyway).
 function enableActions(kase) {
-  const resolved = kase.status === "resolved";
+  const resolved = kase.status === "resolved" || kase.status === "merged";
   const handedOff = kase.status === "handed_off";
-  for (const id of ["act-claim", "act-resolve", "act-assign", "act-priority", "act-escalate"]) {
+  for (const id of ["act-claim", "act-resolve", "act-assign", "act-priority", "act-escalate",
+    "act-merge", "act-link"]) {
     $(id).disabled = resolved;
   }
-  $("act-reopen").disabled = !resolved;
+  $("act-reopen").disabled = kase.status !== "resolved";
   $("act-handoff").disabled = resolved || handedOff;
   $("act-outcome").disabled = !handedOff;
   $("priority-value").value = kase.priority;
@@ -258,11 +259,11 @@ function renderConversation(entries, truncated) {
   $("conversation").replaceChildren(...items);
 }
 
-// The customer as the mentions describe them, and a stored profile when the API sends one.
+// The customer as the mentions describe them, and their profile across channels.
 function renderProfile(detail) {
   const customer = [...detail.conversation].reverse().find((e) => e.mention.kind !== "reply");
   const author = customer ? customer.mention.author : {};
-  const profile = detail.profile || {};
+  const profile = detail.customer || {};
   facts($("profile"), [
     ["Handle", "@" + detail.case.author_handle],
     ["Name", author.display_name],
@@ -272,14 +273,17 @@ function renderProfile(detail) {
   ]);
 }
 
-// Suggested texts: the playbook's acknowledgement, and templates when the API offers them.
+// Suggested texts: the playbook's acknowledgement, its templates filled with the case's facts,
+// and the advice to move to a private message (never sent without the agent).
 function renderSuggestions(detail) {
   const texts = [];
   for (const entry of detail.conversation) {
     if (entry.routing && entry.routing.acknowledgement) texts.push(entry.routing.acknowledgement);
   }
-  for (const template of detail.templates || []) {
-    if (template && typeof template.text === "string") texts.push(template.text);
+  for (const suggestion of detail.suggestions || []) {
+    if (suggestion && typeof suggestion.text === "string" && !suggestion.auto) {
+      texts.push(suggestion.text);
+    }
   }
   $("suggestions").replaceChildren(...[...new Set(texts)].map((text) =>
     el("button", { type: "button", className: "suggestion", title: "Use as the reply",
@@ -419,6 +423,10 @@ function wire() {
   });
   $("act-outcome").addEventListener("click", () =>
     act({ action: "handoff_outcome", outcome: $("handoff-outcome").value }));
+  $("act-merge").addEventListener("click", () =>
+    act({ action: "merge", other: $("merge-other").value.trim() }));
+  $("act-link").addEventListener("click", () =>
+    act({ action: "link", conversation_id: $("link-conversation").value.trim() }));
   setInterval(tick, 1000);
   if (sessionStorage.getItem(KEY) && sessionStorage.getItem(AGENT)) start();
   else signOut("");

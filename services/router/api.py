@@ -723,7 +723,12 @@ async def act_on_case(
             await case_router.reply(found.case, action, record=record)
         else:
             await case_router.act(
-                caller.tenant, case_id, action, handoff_queue=body.queue, record=record
+                caller.tenant,
+                case_id,
+                action,
+                handoff_queue=body.queue,
+                record=record,
+                queues=caller.queues,
             )
     except ActionRefused as refused:
         async with db.begin() as conn:
@@ -816,7 +821,11 @@ async def put_agent(
 async def set_agent_presence(
     agent_id: AgentPathId, body: PresenceIn, caller: CanAct, db: DB, case_router: Router
 ) -> AgentOut:
-    if agent_id not in (await case_router.staff(caller.tenant)).agents:
+    agent = (await case_router.staff(caller.tenant)).agents.get(agent_id)
+    # A key limited to queues sets the presence only of agents who work within them.
+    if agent is None or (
+        caller.queues is not None and not set(agent.queues or ["*"]) <= caller.queues
+    ):
         raise Problem(404, "Not Found", f"no agent {agent_id}")
     async with db.begin() as conn:
         await repository.set_presence(conn, caller.tenant, agent_id, body.presence)
@@ -840,7 +849,7 @@ async def claim_next_case(
     """The case is assigned to the agent through the decider (a `case.updated` with the assign
     action). Two agents asking at once never get the same case."""
     try:
-        claimed = await case_router.claim_next(caller.tenant, agent_id)
+        claimed = await case_router.claim_next(caller.tenant, agent_id, caller.queues)
     except ActionRefused as refused:
         title = {404: "Not Found", 409: "Conflict"}.get(refused.status, "Unprocessable Content")
         raise Problem(refused.status, title, str(refused)) from None

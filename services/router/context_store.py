@@ -81,7 +81,7 @@ customer_identities = Table(
 )
 
 # pg_advisory_xact_lock name space of customer profiles (see repository.lock_keys).
-CUSTOMER_LOCKS = 0x5C5_C2
+CUSTOMER_LOCKS = 0x5C5_C3
 
 
 # -- joined conversations ---------------------------------------------------------------------
@@ -151,7 +151,7 @@ def identity_key(identity: Identity) -> tuple[str, str]:
 
 
 def case_identity(case: Case) -> Identity:
-    return Identity(channel=case.channel, handle=case.author_handle.lower().lstrip("@"))
+    return Identity.of(case.channel, case.author_handle)
 
 
 async def customer_ids(

@@ -370,10 +370,12 @@ class CaseRouter:
         *,
         handoff_queue: str | None = None,
         record: Recorder | None = None,
+        queues: frozenset[str] | None = None,
     ) -> Case:
         """An agent's action on one of `tenant`'s cases through the decider, in one transaction
         (with what `record` writes); the case after it. Raises ActionRefused (no such case, or
-        the action does not apply), and then nothing is written."""
+        the action does not apply), and then nothing is written. A case a merge or link
+        touches must be in `queues` (None: all) too, else it is not found."""
         async with self._db.begin() as conn:
             if record is not None:
                 await record(conn)
@@ -382,7 +384,7 @@ class CaseRouter:
                 raise ActionRefused(f"no case {case_id}", status=404)
             keys = [
                 found.case.conversation_key,
-                *await self._joining(conn, tenant, found.case, action),
+                *await self._joining(conn, tenant, found.case, action, queues),
             ]
             await repository.lock_keys(
                 conn, repository.CONVERSATION_LOCKS, [f"{tenant}|{k}" for k in keys]
@@ -391,7 +393,10 @@ class CaseRouter:
             package = None
             if case is not None and action.kind is ActionKind.HANDOFF:
                 package = await self._handoff_package(conn, case, action, handoff_queue)
-            other = await self._other_case(conn, tenant, action, keys[1:])
+            other = await self._other_case(conn, tenant, action, keys[1:], queues)
+            if action.kind is ActionKind.MERGE and case is not None and other is not None:
+                # Customers before the assignment lock, as routing takes them: no lock cycle.
+                await self._lock_customers(conn, tenant, case, other)
             staff = await self._staff(conn, tenant, self._playbook.assignment.automatic)
             decision = decide(
                 case, ActionInput(action, package, other), self._playbook, utcnow(), staff
@@ -411,27 +416,49 @@ class CaseRouter:
     # -- merge and link ---------------------------------------------------------------------
 
     async def _joining(
-        self, conn: AsyncConnection, tenant: str, case: Case, action: AgentAction
+        self,
+        conn: AsyncConnection,
+        tenant: str,
+        case: Case,
+        action: AgentAction,
+        queues: frozenset[str] | None,
     ) -> list[str]:
         """The other conversation a merge or a link touches (locked with the case's own)."""
         if action.kind is ActionKind.LINK and action.conversation_id:
             return [private_key(case, action.conversation_id)]
         if action.kind is ActionKind.MERGE and action.other_case:
             other = await repository.case_by_id(conn, tenant, action.other_case)
-            return [other.case.conversation_key] if other else []
+            visible = other is not None and (queues is None or other.case.queue in queues)
+            return [other.case.conversation_key] if other and visible else []
         return []
 
     async def _other_case(
-        self, conn: AsyncConnection, tenant: str, action: AgentAction, keys: list[str]
+        self,
+        conn: AsyncConnection,
+        tenant: str,
+        action: AgentAction,
+        keys: list[str],
+        queues: frozenset[str] | None,
     ) -> Case | None:
-        """A merge's case to absorb; a link's private thread's own case, if it has one."""
-        if action.kind is ActionKind.MERGE and action.other_case:
+        """A merge's case to absorb; a link's private thread's own case, if it has one. A case
+        outside `queues` is not found (a link to its thread is refused without naming it)."""
+        if action.kind is ActionKind.MERGE and action.other_case and keys:
             return await repository.case_for_update(conn, tenant, action.other_case)
         if action.kind is ActionKind.LINK and keys:
             own = await repository.cases_for_update(conn, tenant, keys)
             joined = await context_store.joined_cases_for_update(conn, tenant, keys)
-            return (own | joined).get(keys[0])
+            found = (own | joined).get(keys[0])
+            if found is not None and queues is not None and found.queue not in queues:
+                raise ActionRefused(f"{keys[0]} already goes to another case", status=409)
+            return found
         return None
+
+    async def _lock_customers(
+        self, conn: AsyncConnection, tenant: str, case: Case, other: Case
+    ) -> None:
+        identities = [context_store.case_identity(c) for c in (case, other)]
+        ids = await context_store.customer_ids(conn, tenant, identities)
+        await context_store.profiles(conn, tenant, list(ids.values()), lock=True)
 
     async def _join_customers(
         self, conn: AsyncConnection, tenant: str, survivor: Case, absorbed: Case
@@ -495,7 +522,9 @@ class CaseRouter:
         into the case's own tenant."""
         conversation_id = case.conversation_key.split(":", 1)[1]
         mention = Mention(
-            mention_id=stable_id("agent-reply", str(action.action_id)),
+            mention_id=stable_id(
+                "agent-reply", case.tenant, str(case.case_id), str(action.action_id)
+            ),
             channel=case.channel,
             kind=MentionKind.REPLY,
             platform_id=f"agent-reply:{action.action_id}",
@@ -510,7 +539,9 @@ class CaseRouter:
             tenant=case.tenant,
             subject=case.conversation_key,
             trace=TraceContext.new(),
-            event_id=stable_id("agent-reply-event", str(action.action_id)),
+            event_id=stable_id(
+                "agent-reply-event", case.tenant, str(case.case_id), str(action.action_id)
+            ),
         )
         await self.handle([envelope], record=record)
         await self._replies.send(case, mention)
@@ -571,10 +602,13 @@ class CaseRouter:
         async with self._db.begin() as conn:
             return await self._read_staff(conn, tenant)
 
-    async def claim_next(self, tenant: str, agent_id: str) -> Case | None:
-        """Assign the agent the open unassigned case closest to breach that it may take; None
-        when there is none. Two agents asking at once never get the same case: claims hold
-        the tenant's assignment lock, and cases a batch holds are skipped."""
+    async def claim_next(
+        self, tenant: str, agent_id: str, queues: frozenset[str] | None = None
+    ) -> Case | None:
+        """Assign the agent the open unassigned case closest to breach that it may take (and,
+        with `queues`, that the caller's key sees); None when there is none. Two agents asking
+        at once never get the same case: claims hold the tenant's assignment lock, and cases a
+        batch holds are skipped."""
         now = utcnow()
         async with self._db.begin() as conn:
             staff = await self._staff(conn, tenant, True)
@@ -591,8 +625,13 @@ class CaseRouter:
                 raise ActionRefused(
                     f"agent {agent_id} is at capacity ({agent.capacity} open cases)", status=409
                 )
+            serves = set(agent.queues or self._playbook.queues)
+            if queues is not None:
+                serves &= queues
+            if not serves:
+                return None
             candidates = await repository.unassigned_cases_for_update(
-                conn, tenant, agent.languages, agent.queues, NEXT_CANDIDATES
+                conn, tenant, agent.languages, sorted(serves), NEXT_CANDIDATES
             )
             case = next_case_for(agent, candidates, staff, self._playbook.assignment, now)
             if case is None:

@@ -370,3 +370,85 @@ async def test_operators_manage_keys_from_the_command_line(stack: Stack) -> None
     assert (await call(stack, token, "GET", "/v1/cases")).status_code == 401
     refused = await scs(stack, "keys", "revoke", str(uuid.uuid4()))
     assert refused.returncode == 1 and "404" in refused.stderr
+
+
+async def move_to_queue(stack: Stack, case_id: str, queue: str) -> None:
+    """Put a case in another queue, as a rule or a handoff would have."""
+    engine = create_async_engine(stack.infra.database_url)
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "UPDATE router_cases SET queue = CAST(:q AS varchar), document = document"
+                " || jsonb_build_object('queue', CAST(:q AS varchar)) WHERE case_id = :id"
+            ),
+            {"q": queue, "id": uuid.UUID(case_id)},
+        )
+    await engine.dispose()
+
+
+async def test_a_queue_key_reaches_no_other_queue_through_merge_next_or_presence(
+    stack: Stack, receiver: Receiver
+) -> None:
+    suffix = uuid.uuid4().hex[:8]
+    ours = await open_case(stack, receiver, f"queue-merge-a-{suffix}")
+    hidden = await open_case(stack, receiver, f"queue-merge-b-{suffix}")
+    await move_to_queue(stack, hidden, "community-managers")
+    queue = (await call(stack, ADMIN_KEY, "GET", f"/v1/cases/{ours}")).json()["case"]["queue"]
+    agent_key = await new_key(stack, ADMIN_AUTH, name=f"q-{suffix}", scope="act", queues=[queue])
+
+    absorb = {"action": "merge", "other": hidden, "actor": "ana"}
+    path = f"/v1/cases/{ours}/actions"
+    refused = await call(stack, agent_key["token"], "POST", path, json=absorb)
+    assert refused.status_code == 404, refused.text
+    untouched = (await call(stack, ADMIN_KEY, "GET", f"/v1/cases/{hidden}")).json()["case"]
+    assert untouched["status"] == "open" and untouched.get("merged_into") is None
+    assert (await call(stack, ADMIN_KEY, "POST", path, json=absorb)).status_code == 200
+
+    # An agent who serves every queue, asked for through a key of one queue, gets none of the
+    # others' cases; its presence is not this key's to set.
+    agent = f"qa-{suffix}"
+    profile = {
+        "name": "QA",
+        "languages": ["es", "en"],
+        "skills": ["care", "community", "legal", "vip"],
+        "queues": [],
+        "capacity": 500,
+        "presence": "online",
+    }
+    assert (await call(stack, ADMIN_KEY, "PUT", f"/v1/agents/{agent}", json=profile)).is_success
+    try:
+        lone = await new_key(
+            stack, ADMIN_AUTH, name=f"cm-{suffix}", scope="act", queues=["community-managers"]
+        )
+        for _ in range(3):
+            claimed = await call(stack, lone["token"], "POST", f"/v1/agents/{agent}/next")
+            assert claimed.status_code in (200, 204), claimed.text
+            if claimed.status_code == 204:
+                break
+            assert claimed.json()["case"]["queue"] == "community-managers"
+        away = await call(
+            stack, lone["token"], "PATCH", f"/v1/agents/{agent}/presence", json={"presence": "away"}
+        )
+        assert away.status_code == 404
+    finally:
+        offline = {**profile, "presence": "offline"}
+        await call(stack, ADMIN_KEY, "PUT", f"/v1/agents/{agent}", json=offline)
+
+
+async def test_one_idempotency_key_on_two_cases_records_both_replies(
+    stack: Stack, receiver: Receiver
+) -> None:
+    suffix = uuid.uuid4().hex[:8]
+    cases = [await open_case(stack, receiver, f"reply-key-{n}-{suffix}") for n in range(2)]
+    same = {"Idempotency-Key": str(uuid.uuid4())}
+    for case_id in cases:
+        reply = {"action": "reply", "actor": "ana", "text": f"Te escribimos ya ({case_id[:8]})"}
+        answered = await call(
+            stack, ADMIN_KEY, "POST", f"/v1/cases/{case_id}/actions", json=reply, headers=same
+        )
+        assert answered.status_code == 200, answered.text
+    for case_id in cases:
+        detail = (await call(stack, ADMIN_KEY, "GET", f"/v1/cases/{case_id}")).json()
+        texts = [entry["mention"]["text"] for entry in detail["conversation"]]
+        assert f"Te escribimos ya ({case_id[:8]})" in texts
+        assert detail["case"]["first_response_at"] is not None

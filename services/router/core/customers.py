@@ -16,7 +16,6 @@ from datetime import UTC
 from statistics import fmean
 
 from services.router.core.playbook import Playbook
-from services.router.core.rules import handle_of
 from shared.events import (
     CustomerProfile,
     Identity,
@@ -40,7 +39,7 @@ CRITIC_NEGATIVE_MENTIONS = 3
 
 
 def identity_of(mention: Mention) -> Identity:
-    return Identity(channel=mention.channel, handle=handle_of(mention))
+    return Identity.of(mention.channel, mention.author.handle)
 
 
 def default_customer_id(tenant: str, identity: Identity) -> uuid.UUID:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from services.router.core.playbook import Condition, Conversation, Playbook, Segment
-from shared.events import Classification, Mention, Priority, RuleTrace
+from shared.events import Classification, Identity, Mention, Priority, RuleTrace
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ class Outcome:
 
 
 def handle_of(mention: Mention) -> str:
-    return mention.author.handle.lower().lstrip("@")
+    return Identity.of(mention.channel, mention.author.handle).handle
 
 
 def country_of(playbook: Playbook, mention: Mention, language: str) -> str | None:

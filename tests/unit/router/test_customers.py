@@ -6,6 +6,8 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from services.router.context_store import CustomerBook
 from services.router.core import MentionInput, decide
 from services.router.core.customers import (
@@ -20,6 +22,7 @@ from services.router.core.playbook import Customers
 from shared.events import (
     Channel,
     CustomerProfile,
+    Identity,
     Intent,
     MentionClassified,
     MentionKind,
@@ -175,3 +178,13 @@ def test_the_author_of_a_linked_thread_joins_the_cases_customer() -> None:
     assert {i.handle for i in joined.identities} == {"ana", "ana_private"}
     assert joined.mention_count == 2 and joined.case_count == 1
     assert theirs not in book.known and book.changed == {ours}
+
+
+@pytest.mark.parametrize(
+    ("handle", "expected"),
+    [("@Ana_R", "ana_r"), ("@", "@"), ("@@", "@@"), ("İ" * 256, ("i̇" * 256)[:256])],
+)
+def test_every_valid_handle_is_an_identity(handle: str, expected: str) -> None:
+    """A handle that normalises to nothing, or that lower-casing lengthens, must not make the
+    customer's profile (and so the mention's routing) fail."""
+    assert Identity.of(Channel.X, handle).handle == expected

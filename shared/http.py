@@ -6,6 +6,7 @@ import hmac
 from collections.abc import Callable, Collection, Coroutine
 from typing import Annotated, Any
 
+import orjson
 from fastapi import Header, Request, Response
 from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -115,6 +116,21 @@ def presented_bearer(authorization: str | None) -> str | None:
     return (token.strip() or None) if scheme.lower() == "bearer" else None
 
 
+def refuse_lone_surrogates(body: bytes) -> None:
+    """JSON may escape half of a UTF-16 pair (`"\\ud800"`); Python's parser then yields a
+    string that no column, topic or webhook can encode, far from the request that sent it.
+    Such a body is a 422 here. Only bodies holding such an escape are parsed twice."""
+    if b"\\ud" not in body.lower():
+        return
+    try:
+        orjson.loads(body)  # refuses lone surrogates; valid pairs (emoji) pass
+    except orjson.JSONDecodeError as error:
+        if "surrogate" in str(error):
+            raise Problem(
+                422, "Unprocessable Content", "the body holds an unpaired UTF-16 surrogate"
+            ) from None
+
+
 class CheckedRoute(APIRoute):
     """A route whose `check` runs *before* the body is read.
 
@@ -134,9 +150,10 @@ class CheckedRoute(APIRoute):
             try:
                 # Read (and cache) the body here: FastAPI would turn the limit's error
                 # into a 400 "error parsing the body" when a chunked body runs over.
-                await request.body()
+                body = await request.body()
             except TooLarge as too_large:
                 raise Problem(413, "Content Too Large", str(too_large)) from None
+            refuse_lone_surrogates(body)
             return await handler(request)
 
         return checked

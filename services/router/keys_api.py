@@ -18,23 +18,28 @@ from services.router import access_repository
 from services.router.access import CanAdmin, KeyedRoute, KeyResolver, audited
 from services.router.api import DB, decode_cursor, encode_cursor
 from services.router.core.access import Caller, Scope, new_token, token_hash
-from shared.events import utcnow
+from services.router.core.playbook import Name
+from shared.events import Identifier, utcnow
 from shared.problems import Problem
 from shared.service import service_part
+from shared.settings import TENANT_PATTERN
 
 router = APIRouter(prefix="/v1", tags=["access"], route_class=KeyedRoute)
 Keys = Annotated[KeyResolver, Depends(service_part("keys", KeyResolver))]
 # A rotated key's old token may keep working this long at most (time to roll the new one out).
 MAX_OVERLAP_SECONDS = 3600
 
-QueueName = Annotated[str, Field(min_length=1, max_length=64)]
-TenantName = Annotated[str, Field(min_length=1, max_length=64)]
+# Names as the playbook and the settings spell them: anything else names nothing, and could
+# not be stored (a lone surrogate, a control character).
+QueueName = Name
+TenantName = Annotated[str, Field(pattern=TENANT_PATTERN)]
+KeyName = Annotated[Identifier, Field(max_length=128)]
 
 
 class ApiKeyIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=128, description="Who or what uses the key")
+    name: KeyName = Field(description="Who or what uses the key")
     scope: Scope = Field(description="read < act < admin; each implies the ones before it")
     queues: list[QueueName] | None = Field(
         default=None,

@@ -262,7 +262,7 @@ async def test_a_handoff_carries_the_whole_conversation_and_the_notes(
     assert 0 < kpis["handoff_rate"] <= 1 and kpis["social_resolution_rate"] is not None
     async with httpx.AsyncClient() as client:
         metrics = (await client.get(f"{stack.url('kpi')}/metrics")).text
-    assert 'scs_kpi_handoff_rate_ratio{dimension="all",value="all"}' in metrics
+    assert 'scs_kpi_handoff_rate_ratio{dimension="all",tenant="default",value="all"}' in metrics
     assert "scs_kpi_social_resolution_rate_ratio" in metrics
 
 

@@ -4,6 +4,7 @@ memory, and the table of every /v1 route's scope, checked before the body is rea
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 
 import pytest
@@ -186,3 +187,54 @@ def test_every_route_refuses_a_lower_scope_with_403_before_reading_the_body(
     assert unknown.status_code == 401
     bootstrap = client.request(method, url, content=b"{not json", headers=headers | ADMIN_AUTH)
     assert bootstrap.status_code not in (401, 403)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"name": "desk", "scope": "act", "queues": ["care\udb30\udd19"]},  # schemathesis' 500
+        {"name": "desk", "scope": "act", "queues": ["Care ES"]},
+        {"name": "desk\udb30", "scope": "act"},
+        {"name": "desk\nline", "scope": "read"},
+    ],
+)
+def test_key_names_and_queues_that_no_column_holds_are_422(
+    client: TestClient, body: dict[str, object]
+) -> None:
+    response = client.post(
+        "/v1/api-keys",
+        content=json.dumps(body),  # json keeps lone surrogates as \\u escapes, as a client may
+        headers={"Authorization": f"Bearer {ADMIN_KEY}", "Content-Type": "application/json"},
+    )
+    assert response.status_code == 422, response.text
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/api-keys", '{"name": "desk", "scope": "act", "queues": ["a\\udb30"]}'),
+        ("/v1/agents/ana", '{"name": "Ana\\uDB30", "languages": ["es"], "capacity": 3}'),
+        (
+            "/v1/cases/00000000-0000-0000-0000-000000000001/actions",
+            '{"action": "note", "text": "\\ud800"}',
+        ),
+    ],
+)
+def test_a_lone_surrogate_in_any_body_is_422_before_the_route(
+    client: TestClient, path: str, body: str
+) -> None:
+    method = "PUT" if path.startswith("/v1/agents") else "POST"
+    response = client.request(
+        method,
+        path,
+        content=body,
+        headers={"Authorization": f"Bearer {ADMIN_KEY}", "Content-Type": "application/json"},
+    )
+    assert response.status_code == 422, response.text
+    assert "surrogate" in response.json()["detail"]
+
+
+def test_an_emoji_escaped_as_a_surrogate_pair_is_fine() -> None:
+    from shared.http import refuse_lone_surrogates
+
+    refuse_lone_surrogates(b'{"text": "\\ud83d\\ude00 gracias"}')

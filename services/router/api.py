@@ -36,6 +36,7 @@ from services.router.core import ActionRefused
 from services.router.core.agents import Agent, AgentProfile, Presence
 from services.router.core.context import personal_data_reason
 from services.router.core.customers import relate
+from services.router.core.playbook import Playbook
 from services.router.core.templates import Suggestion, suggestions
 from services.router.egress import RefusedDestination, vetted_addresses
 from services.router.handlers import CaseRouter
@@ -68,6 +69,7 @@ WEBHOOK_EVENT_TYPES = sorted(t.value for t in CASES.event_types | CRISES.event_t
 
 Settings = Annotated[RouterSettings, Depends(service_part("settings", RouterSettings))]
 DB = Annotated[Database, Depends(service_part("database", Database))]
+Router = Annotated[CaseRouter, Depends(service_part("case_router", CaseRouter))]
 Cipher = Annotated[MultiFernet, Depends(service_part("secrets_cipher", MultiFernet))]
 
 
@@ -559,7 +561,7 @@ async def list_cases(
     summary="One case with its conversation, classifications, routing traces, clocks, history",
     responses={404: {"description": "No such case for this tenant"}},
 )
-async def get_case(case_id: uuid.UUID, caller: CanRead, settings: Settings, db: DB) -> CaseDetail:
+async def get_case(case_id: uuid.UUID, caller: CanRead, db: DB, case_router: Router) -> CaseDetail:
     async with db.begin() as conn:
         found = await repository.case_by_id(conn, caller.tenant, case_id)
         if found is None or not caller.sees(found.case.queue):
@@ -585,12 +587,12 @@ async def get_case(case_id: uuid.UUID, caller: CanRead, settings: Settings, db: 
         conversation_truncated=len(mentions) > CONVERSATION_LIMIT,
         history=[HistoryEntry(**vars(h)) for h in history],
         customer=customer,
-        suggestions=_suggestions(settings, found.case, conversation, customer),
+        suggestions=_suggestions(case_router.playbook, found.case, conversation, customer),
     )
 
 
 def _suggestions(
-    settings: RouterSettings,
+    playbook: Playbook,
     case: Case,
     conversation: list[ConversationEntry],
     customer: CustomerProfile | None,
@@ -603,7 +605,7 @@ def _suggestions(
         None,
     )
     return suggestions(
-        settings.routing_playbook(),
+        playbook,
         case,
         intents or [Intent.OTHER],
         utcnow(),
@@ -613,8 +615,6 @@ def _suggestions(
 
 
 # -- cases (agent actions) ------------------------------------------------------------------
-
-Router = Annotated[CaseRouter, Depends(service_part("case_router", CaseRouter))]
 
 
 class CaseActionIn(BaseModel):

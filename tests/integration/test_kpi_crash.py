@@ -124,10 +124,11 @@ async def test_kpi_killed_between_its_commit_and_the_offset_commit_counts_each_e
     assert kpi.process is not None and kpi.process.returncode == CRASH_EXIT_STATUS
     assert await committed_offsets(stack.infra.bootstrap) == pending_from
 
+    # test_dead_letters.py puts undecodable records keyed `poison-...` on every topic.
     pending = [
         r
         for r in await read_topic(stack.infra.bootstrap, CASES.name)
-        if r.offset >= pending_from[r.partition]
+        if r.offset >= pending_from[r.partition] and not (r.key or b"").startswith(b"poison-")
     ]
     records = [r for r in pending if r.key in keys]
     event_ids = [str(orjson.loads(r.value)["id"]) for r in records]

@@ -10,6 +10,8 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
+from shared.events import Name
+
 AgentId = Annotated[
     str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@-]*$")
 ]
@@ -30,7 +32,7 @@ class AgentProfile(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = Field(default="", max_length=128)
+    name: Name = Field(default="", max_length=128)
     languages: list[Language] = Field(min_length=1, max_length=20, description="ISO 639-1")
     skills: list[Skill] = Field(default_factory=list, max_length=50, description="Primary")
     secondary_skills: list[Skill] = Field(

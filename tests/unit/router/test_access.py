@@ -238,3 +238,13 @@ def test_an_emoji_escaped_as_a_surrogate_pair_is_fine() -> None:
     from shared.http import refuse_lone_surrogates
 
     refuse_lone_surrogates(b'{"text": "\\ud83d\\ude00 gracias"}')
+
+
+def test_an_agent_name_with_nul_is_422(client: TestClient) -> None:
+    """Schemathesis' 500: PostgreSQL's jsonb cannot hold NUL."""
+    response = client.put(
+        "/v1/agents/marta",
+        json={"name": "\u0000", "languages": ["es"], "capacity": 3},
+        headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+    )
+    assert response.status_code == 422, response.text

@@ -36,7 +36,7 @@ from services.router.core import ActionRefused
 from services.router.core.agents import Agent, AgentProfile, Presence
 from services.router.core.context import personal_data_reason
 from services.router.core.customers import relate
-from services.router.core.playbook import Playbook
+from services.router.core.playbook import Name, Playbook
 from services.router.core.templates import Suggestion, suggestions
 from services.router.egress import RefusedDestination, vetted_addresses
 from services.router.handlers import CaseRouter
@@ -53,6 +53,7 @@ from shared.events import (
     CustomerProfile,
     Identifier,
     Intent,
+    LanguageTag,
     Mention,
     Priority,
     Relationship,
@@ -70,6 +71,8 @@ WEBHOOK_EVENT_TYPES = sorted(t.value for t in CASES.event_types | CRISES.event_t
 Settings = Annotated[RouterSettings, Depends(service_part("settings", RouterSettings))]
 DB = Annotated[Database, Depends(service_part("database", Database))]
 Router = Annotated[CaseRouter, Depends(service_part("case_router", CaseRouter))]
+# A queue as the playbook names them: anything else matches no case (and NUL no column).
+QueueFilter = Annotated[Name | None, Query()]
 Cipher = Annotated[MultiFernet, Depends(service_part("secrets_cipher", MultiFernet))]
 
 
@@ -517,11 +520,11 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
 async def list_cases(
     caller: CanRead,
     db: DB,
-    queue: Annotated[str | None, Query(max_length=64)] = None,
+    queue: QueueFilter = None,
     case_status: Annotated[CaseStatus | None, Query(alias="status")] = None,
     priority: Annotated[Priority | None, Query()] = None,
     channel: Annotated[Channel | None, Query()] = None,
-    language: Annotated[str | None, Query(max_length=16)] = None,
+    language: Annotated[LanguageTag | None, Query()] = None,
     sla_state: Annotated[SlaState | None, Query()] = None,
     updated_since: Annotated[AwareDatetime | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,

@@ -28,7 +28,7 @@ from pydantic import AwareDatetime
 
 from services.router import repository
 from services.router.access import CanRead
-from services.router.api import CaseSummary, SlaState
+from services.router.api import CaseSummary, QueueFilter, SlaState
 from services.router.api import router as case_api
 from shared.db import Database
 from shared.events import CaseStatus, Priority, utcnow
@@ -166,7 +166,7 @@ async def stream_cases(
     request: Request,
     caller: CanRead,
     db: DB,
-    queue: Annotated[str | None, Query(max_length=64)] = None,
+    queue: QueueFilter = None,
     case_status: Annotated[CaseStatus | None, Query(alias="status")] = None,
     priority: Annotated[Priority | None, Query()] = None,
     sla_state: Annotated[SlaState | None, Query()] = None,

@@ -136,14 +136,17 @@ def merge(case: Case, other: Case | None, action: AgentAction) -> tuple[Case, li
 
 
 def _earliest_clocks(case: Case, other: Case) -> list[SlaClock]:
-    """Per kind, the running clock due first of both cases; a kind neither runs keeps the
-    survivor's clock (or the other's, when the survivor has none)."""
+    """Per kind, the running clock due first of both cases (the one started first on a tie); a
+    kind neither runs keeps the survivor's clock (or the other's, when the survivor has none)."""
     clocks: list[SlaClock] = []
     for kind in ClockKind:
         mine, theirs = case.clock(kind), other.clock(kind)
         running = [c for c in (mine, theirs) if c is not None and c.running]
         if running:
-            clocks.append(min(running, key=lambda c: c.due_at.astimezone(UTC)))
+            # Due at the same moment (both waiting for the same opening): the older promise.
+            clocks.append(
+                min(running, key=lambda c: (c.due_at.astimezone(UTC), c.started_at.astimezone(UTC)))
+            )
         elif (kept := mine or theirs) is not None:
             clocks.append(kept)
     return clocks

@@ -248,3 +248,14 @@ def test_an_agent_name_with_nul_is_422(client: TestClient) -> None:
         headers={"Authorization": f"Bearer {ADMIN_KEY}"},
     )
     assert response.status_code == 422, response.text
+
+
+@pytest.mark.parametrize(
+    "params", [{"language": "\u00c5\u0000"}, {"queue": "care\u0000"}, {"queue": "Care ES"}]
+)
+def test_case_filters_that_name_nothing_are_422(client: TestClient, params: dict[str, str]) -> None:
+    """Schemathesis' 500: a NUL in a filter reached PostgreSQL."""
+    response = client.get(
+        "/v1/cases", params=params, headers={"Authorization": f"Bearer {ADMIN_KEY}"}
+    )
+    assert response.status_code == 422, response.text

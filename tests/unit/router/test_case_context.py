@@ -415,3 +415,15 @@ def test_the_openapi_webhooks_document_the_conversation_and_the_customer(router_
     assert "sentiment_trend" in schemas["CustomerProfile"]["properties"]
     detail = schemas["CaseDetail"]["properties"]
     assert {"customer", "suggestions"} <= set(detail)
+
+
+def test_due_at_the_same_opening_the_older_promise_is_kept() -> None:
+    """Both written at night: both first responses are due when the queue opens; the merged
+    case keeps the one the customer has waited on longer."""
+    night = datetime(2026, 12, 2, 23, 0, tzinfo=UTC)
+    first = opened(night, conversation="tweet", channel=Channel.X)
+    later = opened(night + timedelta(minutes=30), conversation="post", channel=Channel.INSTAGRAM)
+    assert first.first_response_due_at == later.first_response_due_at
+    survivor = join(later, first, ActionKind.MERGE, other_case=first.case_id).case
+    assert survivor is not None
+    assert survivor.clock(ClockKind.FIRST_RESPONSE) == first.clock(ClockKind.FIRST_RESPONSE)
